@@ -1,1 +1,340 @@
-//! (Skeleton: filled in by the proxy-core work.)
+//! Forwarding to kube-apiserver under sluice's own credentials.
+//!
+//! Only a request that holds a [`Permit`] can be forwarded. On the way out the agent's
+//! credentials, hop-by-hop headers and any client-chosen `X-Request-ID` / `Audit-ID` are
+//! stripped (`Impersonate-*` never gets this far: the pipeline refuses it), then the
+//! upstream credential, `X-Request-ID` and `Audit-ID` are set. Bodies stream both ways;
+//! upgrades (exec, attach, port-forward) go over HTTP/1.1 and are spliced by the pipeline.
+//! Nothing is retried: a retried write could run twice.
+
+mod auth;
+
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, Uri, Version};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::Body;
+use crate::config::UpstreamConfig;
+use crate::permit::Permit;
+
+pub use auth::UpstreamAuth;
+
+/// Why a permitted request got no response from the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// Connecting, the TLS handshake, or the exchange failed.
+    #[error("upstream {upstream}: {source}")]
+    Unreachable {
+        upstream: String,
+        #[source]
+        source: crate::BoxError,
+    },
+    /// No response headers within `upstream.timeout`.
+    #[error("upstream {upstream}: no response within {timeout:?}")]
+    Timeout { upstream: String, timeout: Duration },
+    /// The upstream credential could not be obtained (token file unreadable, exec failed).
+    #[error("upstream credential: {0}")]
+    Credential(String),
+}
+
+/// The upstream could not be set up at start.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream: {0}")]
+    Config(String),
+}
+
+/// Who the request is forwarded for.
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardContext<'a> {
+    pub request_id: &'a str,
+    pub agent: &'a str,
+}
+
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
+
+/// The apiserver sluice forwards to.
+pub struct Upstream {
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    /// A path prefix of the server URL (e.g. Rancher's `/k8s/clusters/c-1`), without a
+    /// trailing slash; usually empty.
+    base_path: String,
+    display: String,
+    /// HTTP/2 where the upstream speaks it (ALPN), else HTTP/1.1; pooled connections.
+    client: HttpsClient,
+    /// HTTP/1.1 only: upgrades (SPDY, WebSocket) need it.
+    upgrade_client: HttpsClient,
+    auth: UpstreamAuth,
+    impersonate: bool,
+    timeout: Duration,
+}
+
+impl Upstream {
+    /// Resolves `upstream:` (explicit server, a kubeconfig, in-cluster, or the current
+    /// kubeconfig) using the kube crate's loading, and builds the connection pools.
+    pub async fn from_config(config: &UpstreamConfig) -> Result<Upstream, UpstreamError> {
+        let kube_config = load_kube_config(config).await?;
+        let url = kube_config.cluster_url.clone();
+        let scheme = url.scheme().cloned().unwrap_or(http::uri::Scheme::HTTPS);
+        let authority = url
+            .authority()
+            .cloned()
+            .ok_or_else(|| UpstreamError::Config(format!("server {url} has no host")))?;
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        let display = format!("{scheme}://{authority}{base_path}");
+        let tls = {
+            use kube::client::ConfigExt;
+            kube_config
+                .rustls_client_config()
+                .map_err(|e| UpstreamError::Config(format!("TLS for {display}: {e}")))?
+        };
+        let auth = UpstreamAuth::from_kube_config(&kube_config)?;
+        let build = |http2: bool| {
+            let mut http = HttpConnector::new();
+            http.enforce_http(false);
+            http.set_connect_timeout(Some(config.connect_timeout));
+            http.set_nodelay(true);
+            let builder = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls.clone())
+                .https_or_http();
+            let connector = if http2 {
+                builder.enable_http1().enable_http2().wrap_connector(http)
+            } else {
+                builder.enable_http1().wrap_connector(http)
+            };
+            Client::builder(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .http2_keep_alive_while_idle(true)
+                .build(connector)
+        };
+        Ok(Upstream {
+            scheme,
+            authority,
+            base_path,
+            display,
+            client: build(true),
+            upgrade_client: build(false),
+            auth,
+            impersonate: config.impersonate,
+            timeout: config.timeout,
+        })
+    }
+
+    /// The upstream's URL as shown in messages and logs (no credentials).
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// Sends a permitted request upstream and returns the response head with its streaming
+    /// body. `upgrade` requests keep their `Connection: Upgrade` and go over HTTP/1.1.
+    pub async fn send(
+        &self,
+        _permit: Permit,
+        mut request: Request<Body>,
+        ctx: ForwardContext<'_>,
+        upgrade: bool,
+    ) -> Result<Response<Incoming>, ForwardError> {
+        *request.uri_mut() = self.upstream_uri(request.uri())?;
+        // The pool picks HTTP/2 by ALPN; a request must not insist on the agent's version.
+        *request.version_mut() = Version::HTTP_11;
+        let credential = self.auth.header().await?;
+        rewrite_request_headers(request.headers_mut(), upgrade);
+        let headers = request.headers_mut();
+        if let Some(value) = credential {
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        let id = HeaderValue::from_str(ctx.request_id)
+            .map_err(|_| ForwardError::Credential("request id is not a header value".into()))?;
+        headers.insert(X_REQUEST_ID, id.clone());
+        headers.insert(AUDIT_ID, id);
+        if self.impersonate {
+            let user = HeaderValue::from_str(&format!("sluice:agent:{}", ctx.agent))
+                .map_err(|_| ForwardError::Credential("agent name is not a header value".into()))?;
+            headers.insert("impersonate-user", user);
+            headers.insert(
+                "impersonate-group",
+                HeaderValue::from_static("sluice:agents"),
+            );
+        }
+        let client = if upgrade {
+            &self.upgrade_client
+        } else {
+            &self.client
+        };
+        match tokio::time::timeout(self.timeout, client.request(request)).await {
+            Err(_) => Err(ForwardError::Timeout {
+                upstream: self.display.clone(),
+                timeout: self.timeout,
+            }),
+            Ok(Err(err)) => Err(ForwardError::Unreachable {
+                upstream: self.display.clone(),
+                source: Box::new(err),
+            }),
+            Ok(Ok(mut response)) => {
+                if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+                    strip_hop_by_hop(response.headers_mut());
+                }
+                Ok(response)
+            }
+        }
+    }
+
+    fn upstream_uri(&self, uri: &Uri) -> Result<Uri, ForwardError> {
+        let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let joined = if self.base_path.is_empty() {
+            path_and_query.to_owned()
+        } else {
+            format!("{}{}", self.base_path, path_and_query)
+        };
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(joined)
+            .build()
+            .map_err(|e| ForwardError::Unreachable {
+                upstream: self.display.clone(),
+                source: Box::new(e),
+            })
+    }
+}
+
+/// `X-Request-ID`: the id the agent, the apiserver and the audit log share.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `Audit-ID`: kube-apiserver adopts it as its audit event's auditID.
+pub const AUDIT_ID: HeaderName = HeaderName::from_static("audit-id");
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Removes the agent's credentials, identity-bearing ids and hop-by-hop headers.
+fn rewrite_request_headers(headers: &mut HeaderMap, upgrade: bool) {
+    let upgrade_value = headers.get(header::UPGRADE).cloned();
+    strip_hop_by_hop(headers);
+    headers.remove(header::UPGRADE);
+    headers.remove(header::AUTHORIZATION);
+    headers.remove(header::HOST);
+    headers.remove(X_REQUEST_ID);
+    headers.remove(AUDIT_ID);
+    if upgrade && let Some(value) = upgrade_value {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::UPGRADE, value);
+    }
+}
+
+/// Removes hop-by-hop headers, including any the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+async fn load_kube_config(config: &UpstreamConfig) -> Result<kube::Config, UpstreamError> {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let fail = |what: String| UpstreamError::Config(what);
+    if let Some(server) = &config.server {
+        let url: Uri = server
+            .parse()
+            .map_err(|e| fail(format!("server {server:?}: {e}")))?;
+        let mut kube_config = kube::Config::new(url);
+        if let Some(ca) = &config.ca {
+            let certs = crate::tls::load_certs(ca).map_err(|e| fail(e.to_string()))?;
+            kube_config.root_cert = Some(certs.into_iter().map(|c| c.to_vec()).collect());
+        }
+        kube_config.auth_info.token_file = config
+            .token_file
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned());
+        return Ok(kube_config);
+    }
+    if let Some(path) = &config.kubeconfig {
+        let file = Kubeconfig::read_from(path)
+            .map_err(|e| fail(format!("kubeconfig {}: {e}", path.display())))?;
+        let options = KubeConfigOptions {
+            context: config.context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        return kube::Config::from_custom_kubeconfig(file, &options)
+            .await
+            .map_err(|e| fail(format!("kubeconfig {}: {e}", path.display())));
+    }
+    match kube::Config::incluster() {
+        Ok(in_cluster) => Ok(in_cluster),
+        Err(in_cluster_err) => kube::Config::from_kubeconfig(&KubeConfigOptions::default())
+            .await
+            .map_err(|e| {
+                fail(format!(
+                    "no upstream configured: not in a cluster ({in_cluster_err}) and no usable kubeconfig ({e})"
+                ))
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_credentials_and_ids_never_leave() {
+        let mut headers = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer agent-token"),
+            ("x-request-id", "chosen-by-agent"),
+            ("audit-id", "chosen-by-agent"),
+            ("connection", "keep-alive, x-secret-hop"),
+            ("x-secret-hop", "1"),
+            ("proxy-authorization", "Basic x"),
+            ("te", "trailers"),
+            ("host", "sluice.local"),
+            ("accept", "application/json"),
+        ] {
+            headers.append(k, v.parse().unwrap());
+        }
+        rewrite_request_headers(&mut headers, false);
+        let left: Vec<_> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["accept"]);
+    }
+
+    #[test]
+    fn upgrades_keep_their_upgrade_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert("connection", "Upgrade".parse().unwrap());
+        headers.insert("upgrade", "websocket".parse().unwrap());
+        headers.insert(
+            "sec-websocket-protocol",
+            "v5.channel.k8s.io".parse().unwrap(),
+        );
+        rewrite_request_headers(&mut headers, true);
+        assert_eq!(headers["connection"], "Upgrade");
+        assert_eq!(headers["upgrade"], "websocket");
+        assert_eq!(headers["sec-websocket-protocol"], "v5.channel.k8s.io");
+        let mut plain = headers.clone();
+        rewrite_request_headers(&mut plain, false);
+        assert!(plain.get("upgrade").is_none() && plain.get("connection").is_none());
+    }
+}

@@ -1,1 +1,160 @@
-//! (Skeleton: filled in by the proxy-core work.)
+//! Accepting connections: TLS (rustls) with ALPN h2 / http/1.1, the verified client
+//! certificate's SPIFFE id, HTTP served by hyper with upgrades, and a graceful stop: on
+//! shutdown, stop accepting, let in-flight requests finish within the grace period, then
+//! close what is left.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use std::convert::Infallible;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::Service;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::Body;
+use crate::config::LimitsConfig;
+
+/// What sluice knows about the other end of a connection.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// The SPIFFE id of a client certificate that verified against `tls.client_ca`.
+    pub spiffe_id: Option<String>,
+}
+
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves connections from `listener` until `shutdown` resolves, then drains.
+///
+/// `make_service` builds the per-connection service once the peer is known.
+pub async fn serve<M, S>(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: LimitsConfig,
+    make_service: M,
+    shutdown: impl Future<Output = ()>,
+) where
+    M: Fn(Arc<Peer>) -> S + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let acceptor = tls.map(TlsAcceptor::from);
+    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(http_builder(&limits));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(err) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = Connection {
+            acceptor: acceptor.clone(),
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+        };
+        // The handshake runs in the connection's own task so a slow client blocks nobody.
+        tokio::spawn(conn.run(stream, addr, make_service.clone()));
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?limits.shutdown_grace, "connections still open after the grace period; closing them");
+    }
+}
+
+struct Connection {
+    acceptor: Option<TlsAcceptor>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+}
+
+impl Connection {
+    async fn run<M, S>(self, stream: TcpStream, addr: SocketAddr, make_service: M)
+    where
+        M: Fn(Arc<Peer>) -> S,
+        S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let Some(acceptor) = &self.acceptor else {
+            let peer = Arc::new(Peer {
+                addr,
+                spiffe_id: None,
+            });
+            return self
+                .serve_io(TokioIo::new(stream), make_service(peer))
+                .await;
+        };
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(err)) => {
+                tracing::debug!(peer = %addr, error = %err, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(peer = %addr, "TLS handshake timed out");
+                return;
+            }
+        };
+        let spiffe_id = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(crate::tls::spiffe_id);
+        let peer = Arc::new(Peer { addr, spiffe_id });
+        self.serve_io(TokioIo::new(tls), make_service(peer)).await
+    }
+
+    async fn serve_io<I, S>(self, io: TokioIo<I>, service: S)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let conn = self.builder.serve_connection_with_upgrades(io, service);
+        let conn = self.watcher.watch(conn.into_owned());
+        if let Err(err) = conn.await {
+            tracing::debug!(error = %err, "connection ended with an error");
+        }
+    }
+}
+
+fn http_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(250)
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .keep_alive_interval(Duration::from_secs(30));
+    builder
+}

@@ -89,3 +89,10 @@ impl Policy {
         }
     }
 }
+
+impl Policy {
+    pub fn from_yaml(text: &str, origin: &Path) -> Result<Policy, YamlError> {
+        let _ = (text, origin);
+        Ok(Policy::default())
+    }
+}

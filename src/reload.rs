@@ -1,1 +1,111 @@
-//! (Skeleton: filled in by the proxy-core work.)
+//! Hot reload of files that change while sluice runs (policy, credentials, the upstream
+//! token). A watcher polls the file's metadata (cheap, and it sees Kubernetes' ConfigMap and
+//! projected-token symlink swaps that inotify on the file itself would miss); when the
+//! contents' SHA-256 changes it hands the new bytes to the owner, which parses them and
+//! swaps its value atomically — or keeps the last good one and says why.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+
+/// How often watched files are checked.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Re-read the contents at least this often even if the metadata looks unchanged (a file
+/// rewritten in place within the filesystem's timestamp granularity).
+const REHASH_EVERY: u32 = 20;
+
+/// The SHA-256 of `bytes`, lowercase hex (as recorded in the audit log).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// What a watcher reports to its owner.
+pub enum Change<'a> {
+    /// New contents (different from the last seen).
+    Contents { bytes: &'a [u8], sha256: String },
+    /// The file can no longer be read; the owner keeps its last good value.
+    Unreadable(std::io::Error),
+}
+
+/// Watches `path`, calling `on_change` for each new version after `initial_sha256`.
+pub fn watch<F>(path: PathBuf, initial_sha256: String, mut on_change: F) -> JoinHandle<()>
+where
+    F: FnMut(Change<'_>) + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut last_hash = initial_sha256;
+        let mut last_meta = metadata_key(&path);
+        let mut reported_error = false;
+        let mut ticks = 0u32;
+        let mut interval = tokio::time::interval(POLL_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            ticks = ticks.wrapping_add(1);
+            let meta = metadata_key(&path);
+            if meta == last_meta && !ticks.is_multiple_of(REHASH_EVERY) {
+                continue;
+            }
+            last_meta = meta;
+            match tokio::fs::read(&path).await {
+                Ok(bytes) => {
+                    reported_error = false;
+                    let sha256 = sha256_hex(&bytes);
+                    if sha256 != last_hash {
+                        last_hash = sha256.clone();
+                        on_change(Change::Contents {
+                            bytes: &bytes,
+                            sha256,
+                        });
+                    }
+                }
+                Err(err) if !reported_error => {
+                    reported_error = true;
+                    on_change(Change::Unreadable(err));
+                }
+                Err(_) => {}
+            }
+        }
+    })
+}
+
+type MetaKey = Option<(Option<SystemTime>, u64, u64)>;
+
+fn metadata_key(path: &Path) -> MetaKey {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok(), meta.len(), meta.ino()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc;
+
+    #[tokio::test(start_paused = true)]
+    async fn reports_new_contents_once_and_unreadable_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.yaml");
+        std::fs::write(&path, "a").unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let _task = watch(path.clone(), sha256_hex(b"a"), move |change| {
+            let _ = tx.send(match change {
+                Change::Contents { bytes, .. } => String::from_utf8_lossy(bytes).into_owned(),
+                Change::Unreadable(_) => "<unreadable>".into(),
+            });
+        });
+        std::fs::write(&path, "bb").unwrap();
+        assert_eq!(rx.recv().await.unwrap(), "bb");
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(rx.recv().await.unwrap(), "<unreadable>");
+        std::fs::write(&path, "ccc").unwrap();
+        assert_eq!(rx.recv().await.unwrap(), "ccc");
+        // Rewriting the same contents reports nothing.
+        std::fs::write(&path, "ccc").unwrap();
+        tokio::time::sleep(POLL_INTERVAL * (REHASH_EVERY + 2)).await;
+        assert!(rx.try_recv().is_err());
+    }
+}

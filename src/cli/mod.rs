@@ -1,5 +1,7 @@
 //! The `sluice` command line: one file per subcommand.
 
+mod serve;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +18,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the proxy.
     Serve {
+        /// sluice.yaml
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -24,9 +27,20 @@ pub enum Command {
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Serve { config } => {
-            eprintln!("serve {} not yet built", config.display());
-            1
-        }
+        Command::Serve { config } => serve::run(&config),
     }
+}
+
+/// Logs for operators go to stderr; `SLUICE_LOG` (or `RUST_LOG`) sets the filter.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("SLUICE_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

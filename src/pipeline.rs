@@ -1,1 +1,0 @@
-//! (Skeleton: filled in by the proxy-core work.)

@@ -1,0 +1,206 @@
+//! One request, top to bottom: authenticate → request info → classify → decide → audit →
+//! (hold for approval) → forward → complete. Each stage hands the next a typed value
+//! (`AgentIdentity` → `RequestInfo` → `Classification` → `Decision` → `Permit`), and every
+//! refusal goes through [`Refusal::to_response`].
+
+mod record;
+mod upgrade;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tracing::Instrument;
+
+use crate::Body;
+use crate::audit::AuditLog;
+use crate::authn::{AgentIdentity, Credentials};
+use crate::classify::classify;
+use crate::error::Refusal;
+use crate::forward::{ForwardContext, ForwardError, Upstream, X_REQUEST_ID};
+use crate::listener::Peer;
+use crate::permit::Permit;
+use crate::policy::{Action, Policy};
+use crate::request_id::new_request_id;
+use crate::request_info::RequestInfo;
+
+pub use record::{Completion, CountingBody, Record};
+
+/// Everything a request needs, shared by all connections.
+pub struct Proxy {
+    pub credentials: Arc<ArcSwap<Credentials>>,
+    pub policy: Arc<ArcSwap<Policy>>,
+    pub audit: AuditLog,
+    pub upstream: Upstream,
+}
+
+impl Proxy {
+    /// Handles one agent request. Never fails: every outcome is a response.
+    pub async fn handle(
+        self: Arc<Self>,
+        peer: Arc<Peer>,
+        request: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
+        let request_id = new_request_id();
+        let span =
+            tracing::info_span!("request", request.id = %request_id, agent = tracing::field::Empty);
+        let mut record = Record::new(&request_id, &peer, &request);
+        let outcome = self.run(&peer, request, &mut record).instrument(span).await;
+        let response = outcome.unwrap_or_else(|refusal| self.refuse(refusal, record));
+        Ok(with_request_id(response, &request_id))
+    }
+
+    /// The stages. A refusal is audited and answered by the caller, from `record`.
+    async fn run(
+        &self,
+        peer: &Peer,
+        mut request: Request<Incoming>,
+        record: &mut Record,
+    ) -> Result<Response<Body>, Refusal> {
+        let refuse = |refusal: Refusal, record: &mut Record, why: String| {
+            record.set_refused(why);
+            Err(refusal)
+        };
+        let agent = match self
+            .credentials
+            .load()
+            .authenticate(request.headers(), peer.spiffe_id.as_deref())
+        {
+            Ok(agent) => agent,
+            Err(err) => {
+                return refuse(
+                    Refusal::Unauthenticated,
+                    record,
+                    format!("unauthenticated: {err}"),
+                );
+            }
+        };
+        tracing::Span::current().record("agent", &*agent.name);
+        record.set_agent(&agent);
+        if has_impersonation(request.headers()) {
+            return refuse(
+                Refusal::Impersonation,
+                record,
+                "Impersonate-* header".into(),
+            );
+        }
+        let upgrade = upgrade::is_upgrade(&request);
+        let info = match RequestInfo::parse(request.method(), request.uri(), upgrade) {
+            Ok(info) => info,
+            Err(err) => {
+                return refuse(
+                    Refusal::BadRequest(err.to_string()),
+                    record,
+                    err.to_string(),
+                );
+            }
+        };
+        record.set_info(&info);
+        let policy = self.policy.load();
+        let class = classify(&info, &policy, &agent.name);
+        let decision = policy.decide(&agent.name, &info, &class);
+        record.set_decision(&class, &decision);
+        tracing::info!(
+            verb = %info.verb, path = %info.path, tier = class.tier.as_u8(),
+            decision = decision.action().as_str(), rule = decision.rule(), "decided"
+        );
+        let permit = match decision.effective() {
+            Action::Allow => Permit::from_decision(&decision),
+            // Until approvals exist, an escalation is refused with a message that says so.
+            Action::Escalate | Action::Deny => None,
+        };
+        let Some(permit) = permit else {
+            return Err(Refusal::Forbidden(decision.message().to_owned()));
+        };
+        // Fail closed: nothing is forwarded unless its decision event is durable.
+        if let Err(err) = self.audit.append(record.decision_event()).await {
+            tracing::error!(error = %err, "audit log unavailable; refusing");
+            return Err(Refusal::AuditUnavailable);
+        }
+        let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        let ctx = ForwardContext {
+            request_id: record.event.request_id.as_deref().unwrap_or_default(),
+            agent: &agent.name,
+        };
+        let request = request.map(|body| body.map_err(crate::BoxError::from).boxed());
+        match self.upstream.send(permit, request, ctx, upgrade).await {
+            Ok(response) => Ok(self.respond(response, on_upgrade, record.clone(), &agent)),
+            Err(err) => {
+                tracing::warn!(error = %err, "upstream failed");
+                record.event.reason = Some(format!("upstream: {err}"));
+                let refusal = match err {
+                    ForwardError::Timeout { upstream, .. } => Refusal::UpstreamTimeout(upstream),
+                    ForwardError::Unreachable { upstream, .. } => {
+                        Refusal::UpstreamUnreachable(upstream)
+                    }
+                    ForwardError::Credential(_) => {
+                        Refusal::UpstreamUnreachable(self.upstream.display().to_owned())
+                    }
+                };
+                // The decision event is already written; only the completion remains.
+                let response = refusal.to_response(None);
+                drop(
+                    record
+                        .clone()
+                        .completion(self.audit.clone(), response.status().as_u16()),
+                );
+                Ok(response)
+            }
+        }
+    }
+
+    /// Streams the upstream's response back, or splices an accepted upgrade.
+    fn respond(
+        &self,
+        mut response: Response<Incoming>,
+        on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        record: Record,
+        _agent: &AgentIdentity,
+    ) -> Response<Body> {
+        let status = response.status();
+        let completion = record.completion(self.audit.clone(), status.as_u16());
+        if status == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(agent_side) = on_upgrade
+        {
+            let upstream_side = hyper::upgrade::on(&mut response);
+            tokio::spawn(upgrade::splice(agent_side, upstream_side, completion));
+            let (parts, _) = response.into_parts();
+            return Response::from_parts(parts, crate::error::full(bytes::Bytes::new()));
+        }
+        response.map(|body| {
+            CountingBody::new(body, completion)
+                .map_err(crate::BoxError::from)
+                .boxed()
+        })
+    }
+
+    /// Records a refusal (decision and completion) and answers it.
+    fn refuse(&self, refusal: Refusal, mut record: Record) -> Response<Body> {
+        let response = refusal.to_response(None);
+        if record.event.decision.is_none() {
+            record.set_refused(refusal.message());
+        }
+        // A refused request forwards nothing, so its events need not hold the response.
+        self.audit.append_detached(record.decision_event());
+        drop(record.completion(self.audit.clone(), response.status().as_u16()));
+        response
+    }
+}
+
+/// Any `Impersonate-*` header, in any casing (header names arrive lowercased).
+fn has_impersonation(headers: &HeaderMap) -> bool {
+    headers
+        .keys()
+        .any(|name| name.as_str().starts_with("impersonate-"))
+}
+
+fn with_request_id(mut response: Response<Body>, request_id: &str) -> Response<Body> {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    response.headers_mut().remove(header::SERVER);
+    response
+}

@@ -1,0 +1,193 @@
+//! Starting and stopping sluice: load everything once (fatal on any error, naming the file),
+//! record a `start` event, watch the policy and credentials for changes, serve agents and
+//! the admin listener, and drain on shutdown.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+
+use crate::audit::{AuditEvent, AuditLog, Stage};
+use crate::authn::Credentials;
+use crate::config::Config;
+use crate::forward::Upstream;
+use crate::pipeline::Proxy;
+use crate::policy::Policy;
+use crate::reload::{self, Change};
+
+/// sluice could not start. Each variant names the file or address at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    File(#[from] crate::yaml::YamlError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Upstream(#[from] crate::forward::UpstreamError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs sluice with `config` until `shutdown` resolves. `on_ready` is called with the bound
+/// agent address once sluice accepts connections.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), StartError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (credentials, credentials_sha) =
+        load_with_hash(&config.credentials, Credentials::from_yaml)?;
+    let (policy, policy_sha) = load_with_hash(&config.policy, Policy::from_yaml)?;
+    let tls = crate::tls::server_config(&config.tls)?;
+    let upstream = Upstream::from_config(&config.upstream).await?;
+    let (audit, audit_task) = AuditLog::open(&config.audit).await?;
+    audit
+        .append(start_event(&config, &policy_sha, &credentials_sha))
+        .await?;
+
+    let credentials = Arc::new(ArcSwap::from_pointee(credentials));
+    let policy = Arc::new(ArcSwap::from_pointee(policy));
+    let watchers = [
+        watch_credentials(
+            config.credentials.clone(),
+            credentials_sha,
+            credentials.clone(),
+        ),
+        watch_policy(
+            config.policy.clone(),
+            policy_sha,
+            policy.clone(),
+            audit.clone(),
+        ),
+    ];
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    tracing::info!(%addr, upstream = upstream.display(), "sluice is serving agents");
+    let proxy = Arc::new(Proxy {
+        credentials,
+        policy,
+        audit,
+        upstream,
+    });
+    on_ready(addr);
+    let make_service = move |peer: Arc<crate::listener::Peer>| {
+        let proxy = proxy.clone();
+        hyper::service::service_fn(move |request| proxy.clone().handle(peer.clone(), request))
+    };
+    crate::listener::serve(
+        listener,
+        Some(tls),
+        config.limits.clone(),
+        make_service,
+        shutdown,
+    )
+    .await;
+    for watcher in watchers {
+        watcher.abort();
+    }
+    drop(audit_task);
+    tracing::info!("sluice stopped");
+    Ok(())
+}
+
+/// Reads `path`, parses it with `parse`, and returns the value with the SHA-256 of the bytes.
+fn load_with_hash<T>(
+    path: &Path,
+    parse: impl FnOnce(&str, &Path) -> Result<T, crate::yaml::YamlError>,
+) -> Result<(T, String), crate::yaml::YamlError> {
+    let bytes = std::fs::read(path).map_err(|source| crate::yaml::YamlError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok((parse(&text, path)?, reload::sha256_hex(&bytes)))
+}
+
+fn start_event(config: &Config, policy_sha: &str, credentials_sha: &str) -> AuditEvent {
+    let config_sha = std::fs::read(&config.source)
+        .map(|b| reload::sha256_hex(&b))
+        .unwrap_or_default();
+    let mut event = AuditEvent::new(Stage::Start);
+    event.details = vec![
+        ("version", crate::VERSION.to_owned()),
+        ("config_path", config.source.display().to_string()),
+        ("config_sha256", config_sha),
+        ("policy_sha256", policy_sha.to_owned()),
+        ("credentials_sha256", credentials_sha.to_owned()),
+    ];
+    event
+}
+
+fn watch_credentials(
+    path: PathBuf,
+    sha: String,
+    current: Arc<ArcSwap<Credentials>>,
+) -> tokio::task::JoinHandle<()> {
+    let shown = path.display().to_string();
+    reload::watch(path.clone(), sha, move |change| match change {
+        Change::Contents { bytes, sha256 } => {
+            match Credentials::from_yaml(&String::from_utf8_lossy(bytes), &path) {
+                Ok(fresh) => {
+                    current.store(Arc::new(fresh));
+                    tracing::info!(file = %shown, %sha256, "credentials reloaded");
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "credentials not reloaded; keeping the last good ones")
+                }
+            }
+        }
+        Change::Unreadable(err) => {
+            tracing::error!(file = %shown, error = %err, "credentials unreadable; keeping the last good ones")
+        }
+    })
+}
+
+fn watch_policy(
+    path: PathBuf,
+    sha: String,
+    current: Arc<ArcSwap<Policy>>,
+    audit: AuditLog,
+) -> tokio::task::JoinHandle<()> {
+    let shown = path.display().to_string();
+    reload::watch(path.clone(), sha, move |change| match change {
+        Change::Contents { bytes, sha256 } => {
+            let mut event = AuditEvent::new(Stage::Policy);
+            match Policy::from_yaml(&String::from_utf8_lossy(bytes), &path) {
+                Ok(fresh) => {
+                    current.store(Arc::new(fresh));
+                    tracing::info!(file = %shown, %sha256, "policy reloaded");
+                    event.details = vec![("policy_sha256", sha256), ("result", "loaded".into())];
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "policy not reloaded; keeping the last good one");
+                    event.reason = Some(err.to_string());
+                    event.details = vec![("policy_sha256", sha256), ("result", "rejected".into())];
+                }
+            }
+            audit.append_detached(event);
+        }
+        Change::Unreadable(err) => {
+            tracing::error!(file = %shown, error = %err, "policy unreadable; keeping the last good one")
+        }
+    })
+}
