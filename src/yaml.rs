@@ -44,20 +44,32 @@ pub fn parse_str<T: DeserializeOwned>(text: &str, origin: &Path) -> Result<T, Ya
     };
     // An empty document is an empty mapping, so a file with only comments gets defaults.
     let text = if text.trim().is_empty() { "{}" } else { text };
-    let outcome = serde_saphyr::with_deserializer_from_str(text, |de| {
-        Ok(serde_path_to_error::deserialize::<_, T>(de))
-    });
+    // The path-tracking error is kept aside: once deserialisation stops early, serde-saphyr
+    // reports the unread rest of the input instead, which would hide the real problem.
+    let mut path_error = None;
+    let outcome =
+        serde_saphyr::with_deserializer_from_str(
+            text,
+            |de| match serde_path_to_error::deserialize::<_, T>(de) {
+                Ok(value) => Ok(Some(value)),
+                Err(err) => {
+                    path_error = Some(err);
+                    Ok(None)
+                }
+            },
+        );
+    if let Some(err) = path_error {
+        let path = err.path().to_string();
+        let key = if path == "." || path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        return Err(parse_error(key, first_line(&err.into_inner().to_string())));
+    }
     match outcome {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => {
-            let path = err.path().to_string();
-            let key = if path == "." || path.is_empty() {
-                String::new()
-            } else {
-                format!("{path}: ")
-            };
-            Err(parse_error(key, first_line(&err.into_inner().to_string())))
-        }
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(parse_error(String::new(), "no value".into())),
         Err(err) => Err(parse_error(String::new(), first_line(&err.to_string()))),
     }
 }
@@ -89,7 +101,10 @@ mod tests {
         let err = parse_str::<Outer>("inner:\n  port: 1\n  prot: 2\n", Path::new("x.yaml"))
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("x.yaml: inner: "), "{err}");
+        assert!(
+            err.starts_with("x.yaml: inner.prot: unknown field"),
+            "{err}"
+        );
         assert!(err.contains("prot"), "{err}");
     }
 
