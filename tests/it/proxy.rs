@@ -1,0 +1,184 @@
+//! The proxy core end to end: real kubectl → sluice → the test apiserver.
+
+use std::time::Duration;
+
+use crate::support::sluice::{AGENT_TOKEN, Options, Sluice};
+use crate::support::{ApiServer, Kubectl, TestCa, kubectl};
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn kubectl_reads_through_sluice_and_upstream_sees_only_sluices_identity() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    let out = kubectl(&sluice.agent_kubeconfig(), &["get", "pods"]).await;
+    assert!(out.status.success(), "{}\n{}", stderr(&out), sluice.log());
+    assert!(stdout(&out).contains("web-0"), "{}", stdout(&out));
+
+    let requests = api.requests();
+    let pods = requests
+        .iter()
+        .find(|r| r.path_and_query.starts_with("/api/v1/namespaces/default/pods"))
+        .expect("the pod list reached the upstream");
+    assert_eq!(pods.header("authorization"), Some(format!("Bearer {}", api.token()).as_str()));
+    let id = pods.header("x-request-id").expect("X-Request-ID set");
+    assert!(id.starts_with("sl_"), "{id}");
+    assert_eq!(pods.header("audit-id"), Some(id), "Audit-ID equals X-Request-ID");
+    for r in &requests {
+        let auth = r.header("authorization").unwrap_or_default();
+        assert!(!auth.contains(AGENT_TOKEN), "agent token leaked upstream");
+        assert!(r.headers.keys().all(|k| !k.as_str().starts_with("impersonate-")));
+    }
+    // The agent got the same id, and the audit log joins on it.
+    let event = sluice
+        .wait_for_event("complete of the pod list", |e| {
+            e["stage"] == "complete" && e["request_id"] == id
+        })
+        .await;
+    assert_eq!(event["agent"], "claude-code");
+    assert_eq!(event["status"], 200);
+}
+
+#[tokio::test]
+async fn kubectl_creates_and_deletes_through_sluice() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    let kc = sluice.agent_kubeconfig();
+    let out = kubectl(&kc, &["create", "configmap", "cfg", "--from-literal=a=b"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kubectl(&kc, &["get", "configmap", "cfg", "-o", "jsonpath={.data.a}"]).await;
+    assert_eq!(stdout(&out), "b", "{}", stderr(&out));
+    let out = kubectl(&kc, &["delete", "configmap", "cfg"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kubectl(&kc, &["get", "configmap", "cfg"]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("NotFound") || stderr(&out).contains("not found"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn a_watch_event_reaches_the_agent_through_sluice() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    let kc = sluice.agent_kubeconfig();
+    let mut watch = Kubectl::new(&kc).args(&["get", "configmaps", "-w"]).spawn();
+    // Wait until the watch is open at the upstream, then make a change.
+    for _ in 0..400 {
+        if api.open_watches() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(api.open_watches() > 0, "watch never opened; {}", sluice.log());
+    let out = kubectl(&kc, &["create", "configmap", "watched", "--from-literal=x=y"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = tokio::time::timeout(Duration::from_secs(10), watch.line_containing("watched"))
+        .await
+        .expect("the watch event arrived within 10s");
+    assert!(line.contains("watched"));
+}
+
+#[tokio::test]
+async fn exec_works_over_websocket_and_spdy() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    let kc = sluice.agent_kubeconfig();
+    let out = kubectl(&kc, &["exec", "web-0", "--", "echo", "hello", "sluice"]).await;
+    assert!(out.status.success(), "websocket exec: {}\n{}", stderr(&out), sluice.log());
+    assert_eq!(stdout(&out), "hello sluice\n");
+    let out = Kubectl::new(&kc)
+        .args(&["exec", "web-0", "--", "echo", "over", "spdy"])
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .run()
+        .await;
+    assert!(out.status.success(), "spdy exec: {}\n{}", stderr(&out), sluice.log());
+    assert_eq!(stdout(&out), "over spdy\n");
+    let out = Kubectl::new(&kc)
+        .args(&["exec", "-i", "web-0", "--", "cat"])
+        .stdin(b"piped through\n")
+        .run()
+        .await;
+    assert!(out.status.success(), "exec -i: {}", stderr(&out));
+    assert_eq!(stdout(&out), "piped through\n");
+    // The upgrade is recorded with the bytes that crossed it.
+    sluice
+        .wait_for_event("complete of an exec", |e| {
+            e["stage"] == "complete" && e["subresource"] == "exec" && e["bytes"].as_u64() > Some(0)
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_unauthorized_and_nothing_is_forwarded() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    let out = kubectl(&sluice.kubeconfig("sluice_not-a-real-token"), &["get", "pods"]).await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("Unauthorized") || err.contains("must be logged in"), "{err}");
+    assert!(api.requests().is_empty(), "upstream received {:?}", api.requests());
+    let event = sluice
+        .wait_for_event("decision for the bad token", |e| e["stage"] == "decision" && e["decision"] == "deny")
+        .await;
+    assert!(event["agent"].is_null());
+}
+
+#[tokio::test]
+async fn impersonation_is_refused_before_anything_is_forwarded() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    let out = kubectl(&sluice.agent_kubeconfig(), &["get", "pods", "--as", "system:admin"]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("Impersonate"), "{}", stderr(&out));
+    assert!(api.requests().is_empty(), "upstream received {:?}", api.requests());
+}
+
+#[tokio::test]
+async fn a_client_certificate_identifies_an_agent() {
+    let api = ApiServer::start().await;
+    let spiffe = "spiffe://sluice.local/agent/claude-code";
+    let sluice = Sluice::start_with(&api, Options {
+        cert_agents: vec![("claude-code".into(), spiffe.into())],
+        agents: vec![],
+        ..Options::default()
+    })
+    .await;
+    // The agents' CA is the one sluice was told to trust.
+    let agents_ca = TestCa::new("agents CA");
+    std::fs::write(sluice.path("agents-ca.crt"), agents_ca.cert_pem()).unwrap();
+    let sluice = sluice.restart().await;
+    let out = kubectl(&sluice.cert_kubeconfig(&agents_ca, spiffe), &["get", "pods"]).await;
+    assert!(out.status.success(), "{}\n{}", stderr(&out), sluice.log());
+    let event = sluice
+        .wait_for_event("an mtls decision", |e| e["stage"] == "decision" && e["auth"] == "mtls")
+        .await;
+    assert_eq!(event["agent"], "claude-code");
+    // A certificate from another CA is not accepted.
+    let other = TestCa::new("someone else");
+    let out = kubectl(&sluice.cert_kubeconfig(&other, spiffe), &["get", "pods"]).await;
+    assert!(!out.status.success());
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_502_that_names_it() {
+    let api = ApiServer::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let sluice = Sluice::start_with(&api, Options {
+        upstream: Some(format!(
+            "upstream: {{server: \"https://127.0.0.1:{port}\", ca: upstream-ca.crt, token_file: upstream-token}}\n"
+        )),
+        ..Options::default()
+    })
+    .await;
+    let out = kubectl(&sluice.agent_kubeconfig(), &["get", "pods"]).await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&format!("upstream https://127.0.0.1:{port} is unreachable")), "{err}");
+}
