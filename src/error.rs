@@ -19,6 +19,8 @@ pub enum Refusal {
     BadRequest(String),
     /// Policy refused, or an approver denied, or the approval expired.
     Forbidden(String),
+    /// The request target is longer than `limits.max_uri_bytes`.
+    UriTooLong(usize),
     /// A held request's body exceeds `approvals.max_body_bytes`.
     PayloadTooLarge(String),
     /// Too many requests are already held for approval.
@@ -40,6 +42,7 @@ impl Refusal {
             Refusal::Unauthenticated => StatusCode::UNAUTHORIZED,
             Refusal::Impersonation | Refusal::Forbidden(_) => StatusCode::FORBIDDEN,
             Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Refusal::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Refusal::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::TooManyPending { .. } => StatusCode::TOO_MANY_REQUESTS,
             Refusal::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -54,7 +57,7 @@ impl Refusal {
         match self {
             Refusal::Unauthenticated => "Unauthorized",
             Refusal::Impersonation | Refusal::Forbidden(_) => "Forbidden",
-            Refusal::BadRequest(_) => "BadRequest",
+            Refusal::BadRequest(_) | Refusal::UriTooLong(_) => "BadRequest",
             Refusal::PayloadTooLarge(_) => "RequestEntityTooLarge",
             Refusal::TooManyPending { .. } => "TooManyRequests",
             Refusal::AuditUnavailable => "ServiceUnavailable",
@@ -74,6 +77,9 @@ impl Refusal {
             }
             Refusal::BadRequest(m) | Refusal::Forbidden(m) | Refusal::PayloadTooLarge(m) => {
                 m.clone()
+            }
+            Refusal::UriTooLong(limit) => {
+                format!("sluice: the request URI is longer than {limit} bytes")
             }
             Refusal::TooManyPending { .. } => {
                 "sluice: too many requests are waiting for approval; retry later".into()

@@ -30,6 +30,9 @@ pub struct Peer {
     pub spiffe_id: Option<String>,
 }
 
+/// More request headers than any Kubernetes client sends; beyond it, 431.
+const MAX_HEADERS: usize = 100;
+
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -149,12 +152,18 @@ fn http_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_headers(MAX_HEADERS)
         .max_buf_size(limits.max_header_bytes.max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(250)
-        .max_header_list_size(limits.max_header_bytes as u32)
-        .keep_alive_interval(Duration::from_secs(30));
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        // Rapid reset (CVE-2023-44487) and local-error floods: bound what a client can make
+        // the server track before the connection is closed.
+        .max_pending_accept_reset_streams(Some(20))
+        .max_local_error_reset_streams(Some(256))
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
     builder
 }

@@ -88,6 +88,7 @@ pub async fn run(
         policy,
         audit,
         upstream,
+        limits: config.limits.clone(),
     });
     on_ready(addr);
     let make_service = move |peer: Arc<crate::listener::Peer>| {

@@ -19,6 +19,7 @@ use crate::Body;
 use crate::audit::AuditLog;
 use crate::authn::{AgentIdentity, Credentials};
 use crate::classify::classify;
+use crate::config::LimitsConfig;
 use crate::error::Refusal;
 use crate::forward::{ForwardContext, ForwardError, Upstream, X_REQUEST_ID};
 use crate::listener::Peer;
@@ -35,6 +36,7 @@ pub struct Proxy {
     pub policy: Arc<ArcSwap<Policy>>,
     pub audit: AuditLog,
     pub upstream: Upstream,
+    pub limits: LimitsConfig,
 }
 
 impl Proxy {
@@ -86,6 +88,10 @@ impl Proxy {
                 record,
                 "Impersonate-* header".into(),
             );
+        }
+        if let Err(refusal) = screen(&request, &self.limits) {
+            let why = refusal.message();
+            return refuse(refusal, record, why);
         }
         let upgrade = upgrade::is_upgrade(&request);
         let info = match RequestInfo::parse(request.method(), request.uri(), upgrade) {
@@ -189,6 +195,33 @@ impl Proxy {
         response
     }
 }
+
+/// Request shapes refused before they are parsed: ones that could make sluice and the
+/// apiserver disagree about what the request is.
+fn screen<B>(request: &Request<B>, limits: &LimitsConfig) -> Result<(), Refusal> {
+    let uri_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if uri_len > limits.max_uri_bytes {
+        return Err(Refusal::UriTooLong(limits.max_uri_bytes));
+    }
+    for name in METHOD_OVERRIDES {
+        if request.headers().contains_key(name) {
+            return Err(Refusal::BadRequest(format!(
+                "sluice: the {name} header is not allowed; send the real method"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Headers some servers honour to change the method after a proxy has looked at it.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
 
 /// Any `Impersonate-*` header, in any casing (header names arrive lowercased).
 fn has_impersonation(headers: &HeaderMap) -> bool {
