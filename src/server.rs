@@ -86,9 +86,10 @@ pub async fn run(
     let proxy = Arc::new(Proxy {
         credentials,
         policy,
-        audit,
+        audit: audit.clone(),
         upstream,
         limits: config.limits.clone(),
+        approvals: crate::approval::Approvals::new(config.approvals.clone(), audit.clone()),
     });
     on_ready(addr);
     let make_service = move |peer: Arc<crate::listener::Peer>| {

@@ -3,6 +3,7 @@
 //! (`AgentIdentity` → `RequestInfo` → `Classification` → `Decision` → `Permit`), and every
 //! refusal goes through [`Refusal::to_response`].
 
+mod escalate;
 mod record;
 mod upgrade;
 
@@ -16,6 +17,7 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 
 use crate::Body;
+use crate::approval::Approvals;
 use crate::audit::AuditLog;
 use crate::authn::{AgentIdentity, Credentials};
 use crate::classify::classify;
@@ -37,6 +39,7 @@ pub struct Proxy {
     pub audit: AuditLog,
     pub upstream: Upstream,
     pub limits: LimitsConfig,
+    pub approvals: Arc<Approvals>,
 }
 
 impl Proxy {
@@ -55,22 +58,55 @@ impl Proxy {
         Ok(with_request_id(response, &request_id))
     }
 
-    /// The stages. A refusal is audited and answered by the caller, from `record`.
+    /// The phases. A refusal is audited and answered by the caller, from `record`.
     async fn run(
         &self,
         peer: &Peer,
         mut request: Request<Incoming>,
         record: &mut Record,
     ) -> Result<Response<Body>, Refusal> {
+        let (agent, info) = self.admit(peer, &request, record)?;
+        let policy = self.policy.load();
+        let class = classify(&info, &policy, &agent.name);
+        let decision = policy.decide(&agent.name, &info, &class);
+        record.set_decision(&class, &decision);
+        tracing::info!(
+            verb = %info.verb, path = %info.path, tier = class.tier.as_u8(),
+            decision = decision.action().as_str(), rule = decision.rule(), "decided"
+        );
+        let on_upgrade = info.upgrade.then(|| hyper::upgrade::on(&mut request));
+        let (permit, request) = match decision.effective() {
+            Action::Allow => {
+                let permit = Permit::from_decision(&decision).ok_or(Refusal::Internal)?;
+                self.record_durably(record).await?;
+                (
+                    permit,
+                    request.map(|body| body.map_err(crate::BoxError::from).boxed()),
+                )
+            }
+            Action::Escalate => {
+                escalate::hold(self, request, record, &info, &class, decision.message()).await?
+            }
+            Action::Deny => return Err(Refusal::Forbidden(decision.message().to_owned())),
+        };
+        Ok(self
+            .forward(permit, request, on_upgrade, record, &agent)
+            .await)
+    }
+
+    /// Authenticates the agent and parses the request; refuses what must not go further.
+    fn admit<B>(
+        &self,
+        peer: &Peer,
+        request: &Request<B>,
+        record: &mut Record,
+    ) -> Result<(AgentIdentity, RequestInfo), Refusal> {
         let refuse = |refusal: Refusal, record: &mut Record, why: String| {
             record.set_refused(why);
             Err(refusal)
         };
-        let agent = match self
-            .credentials
-            .load()
-            .authenticate(request.headers(), peer.spiffe_id.as_deref())
-        {
+        let credentials = self.credentials.load();
+        let agent = match credentials.authenticate(request.headers(), peer.spiffe_id.as_deref()) {
             Ok(agent) => agent,
             Err(err) => {
                 return refuse(
@@ -89,51 +125,56 @@ impl Proxy {
                 "Impersonate-* header".into(),
             );
         }
-        if let Err(refusal) = screen(&request, &self.limits) {
+        if let Err(refusal) = screen(request, &self.limits) {
             let why = refusal.message();
             return refuse(refusal, record, why);
         }
-        let upgrade = upgrade::is_upgrade(&request);
-        let info = match RequestInfo::parse(request.method(), request.uri(), upgrade) {
-            Ok(info) => info,
-            Err(err) => {
-                return refuse(
-                    Refusal::BadRequest(err.to_string()),
-                    record,
-                    err.to_string(),
-                );
+        let upgrade = upgrade::is_upgrade(request);
+        match RequestInfo::parse(request.method(), request.uri(), upgrade) {
+            Ok(info) => {
+                record.set_info(&info);
+                Ok((agent, info))
             }
-        };
-        record.set_info(&info);
-        let policy = self.policy.load();
-        let class = classify(&info, &policy, &agent.name);
-        let decision = policy.decide(&agent.name, &info, &class);
-        record.set_decision(&class, &decision);
-        tracing::info!(
-            verb = %info.verb, path = %info.path, tier = class.tier.as_u8(),
-            decision = decision.action().as_str(), rule = decision.rule(), "decided"
-        );
-        let permit = match decision.effective() {
-            Action::Allow => Permit::from_decision(&decision),
-            // Until approvals exist, an escalation is refused with a message that says so.
-            Action::Escalate | Action::Deny => None,
-        };
-        let Some(permit) = permit else {
-            return Err(Refusal::Forbidden(decision.message().to_owned()));
-        };
-        // Fail closed: nothing is forwarded unless its decision event is durable.
-        if let Err(err) = self.audit.append(record.decision_event()).await {
-            tracing::error!(error = %err, "audit log unavailable; refusing");
-            return Err(Refusal::AuditUnavailable);
+            Err(err) => refuse(
+                Refusal::BadRequest(err.to_string()),
+                record,
+                err.to_string(),
+            ),
         }
-        let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    }
+
+    /// Fail closed: nothing is forwarded unless its decision event is durable.
+    async fn record_durably(&self, record: &Record) -> Result<(), Refusal> {
+        self.audit
+            .append(record.decision_event())
+            .await
+            .map(drop)
+            .map_err(|err| {
+                tracing::error!(error = %err, "audit log unavailable; refusing");
+                Refusal::AuditUnavailable
+            })
+    }
+
+    /// Sends a permitted request upstream and turns the result into the agent's response.
+    async fn forward(
+        &self,
+        permit: Permit,
+        request: Request<Body>,
+        on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        record: &mut Record,
+        agent: &AgentIdentity,
+    ) -> Response<Body> {
+        let request_id = record.event.request_id.clone().unwrap_or_default();
         let ctx = ForwardContext {
-            request_id: record.event.request_id.as_deref().unwrap_or_default(),
+            request_id: &request_id,
             agent: &agent.name,
         };
-        let request = request.map(|body| body.map_err(crate::BoxError::from).boxed());
-        match self.upstream.send(permit, request, ctx, upgrade).await {
-            Ok(response) => Ok(self.respond(response, on_upgrade, record.clone(), &agent)),
+        match self
+            .upstream
+            .send(permit, request, ctx, on_upgrade.is_some())
+            .await
+        {
+            Ok(response) => self.respond(response, on_upgrade, record.clone()),
             Err(err) => {
                 tracing::warn!(error = %err, "upstream failed");
                 record.event.reason = Some(format!("upstream: {err}"));
@@ -153,7 +194,7 @@ impl Proxy {
                         .clone()
                         .completion(self.audit.clone(), response.status().as_u16()),
                 );
-                Ok(response)
+                response
             }
         }
     }
@@ -164,7 +205,6 @@ impl Proxy {
         mut response: Response<Incoming>,
         on_upgrade: Option<hyper::upgrade::OnUpgrade>,
         record: Record,
-        _agent: &AgentIdentity,
     ) -> Response<Body> {
         let status = response.status();
         let completion = record.completion(self.audit.clone(), status.as_u16());

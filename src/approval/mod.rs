@@ -1,0 +1,383 @@
+//! Escalated requests, held open until humans decide.
+//!
+//! LIFECYCLE of a held request:
+//!
+//! ```text
+//! hold() ──▶ pending ──approve × required──▶ approved  ─▶ forwarded (Permit::from_approval)
+//!               │ ──deny────────────────────▶ rejected  ─▶ 403 naming the approver and reason
+//!               │ ──timeout─────────────────▶ expired   ─▶ 403 saying how long it waited
+//!               └ ──agent disconnects───────▶ abandoned    (Hold dropped: entry withdrawn)
+//! ```
+//!
+//! Every transition is broadcast to subscribers (the SSE stream, the webhook) and recorded
+//! in the audit log by the pipeline (abandoned by [`Hold`]'s drop, as nothing else runs).
+
+mod view;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tokio::sync::{broadcast, oneshot};
+
+use crate::audit::{AuditEvent, AuditLog};
+use crate::config::ApprovalsConfig;
+
+pub use view::{ApprovalView, PREVIEW_BYTES, body_preview};
+
+/// Proof that a held request was granted by its quorum; only this module makes one, and
+/// only [`crate::permit::Permit::from_approval`] consumes it.
+#[derive(Debug)]
+pub struct Approved {
+    by: Vec<String>,
+}
+
+impl Approved {
+    /// Everyone who approved, in order.
+    pub fn approvers(&self) -> &[String] {
+        &self.by
+    }
+}
+
+/// How a held request ended, for the pipeline.
+#[derive(Debug)]
+pub enum Outcome {
+    Approved(Approved),
+    Rejected { by: String, reason: Option<String> },
+    Expired { after: Duration },
+}
+
+/// Why an approver's decision was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecideError {
+    #[error("no approval with id {0}")]
+    NotFound(String),
+    #[error("approval {id} is already {state}{}", by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default())]
+    AlreadyDecided {
+        id: String,
+        state: &'static str,
+        by: Option<String>,
+    },
+    #[error("{0} may not approve a request made by an agent of the same name")]
+    SelfApproval(String),
+    #[error("{0} has already approved this request; it needs another approver")]
+    AlreadyApproved(String),
+}
+
+/// A change to the queue, as broadcast to subscribers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApprovalEvent {
+    /// new | approval (one of several needed) | approved | rejected | expired | abandoned
+    pub kind: &'static str,
+    pub approval: ApprovalView,
+}
+
+/// The queue of held requests.
+pub struct Approvals {
+    state: Mutex<State>,
+    config: ApprovalsConfig,
+    events: broadcast::Sender<ApprovalEvent>,
+    audit: AuditLog,
+}
+
+#[derive(Default)]
+struct State {
+    pending: HashMap<String, Pending>,
+    /// Recently decided entries, newest last, so `GET /v1/approvals/{id}` and 409s can say
+    /// how a request was decided.
+    decided: VecDeque<ApprovalView>,
+}
+
+struct Pending {
+    view: ApprovalView,
+    verdict: Option<oneshot::Sender<Outcome>>,
+}
+
+/// How many decided entries are remembered.
+const DECIDED_KEPT: usize = 1000;
+
+/// A request held for approval. Dropping it before it is settled (the agent went away)
+/// withdraws the entry and records it as abandoned.
+pub struct Hold {
+    approvals: Arc<Approvals>,
+    id: String,
+    verdict: oneshot::Receiver<Outcome>,
+    started: Instant,
+    timeout: Duration,
+    abandoned_event: Option<AuditEvent>,
+}
+
+impl Approvals {
+    pub fn new(config: ApprovalsConfig, audit: AuditLog) -> Arc<Approvals> {
+        let (events, _) = broadcast::channel(1024);
+        Arc::new(Approvals {
+            state: Mutex::new(State::default()),
+            config,
+            events,
+            audit,
+        })
+    }
+
+    pub fn config(&self) -> &ApprovalsConfig {
+        &self.config
+    }
+
+    /// Holds a request. `view` is filled in with id, timestamps and quorum here;
+    /// `abandoned_event` is written if the agent goes away first. Err when the queue is full.
+    pub fn hold(
+        self: &Arc<Self>,
+        mut view: ApprovalView,
+        abandoned_event: AuditEvent,
+    ) -> Result<(Hold, ApprovalView), usize> {
+        let timeout = self.config.timeout_for(view.tier);
+        let now = SystemTime::now();
+        view.id = new_approval_id();
+        view.created_at = rfc3339(now);
+        view.expires_at = rfc3339(now + timeout);
+        view.required = self.config.required_for(view.tier);
+        view.state = "pending";
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut state = self.lock();
+            if state.pending.len() >= self.config.max_pending {
+                return Err(self.config.max_pending);
+            }
+            state.pending.insert(
+                view.id.clone(),
+                Pending {
+                    view: view.clone(),
+                    verdict: Some(tx),
+                },
+            );
+        }
+        self.publish("new", view.clone());
+        let hold = Hold {
+            approvals: self.clone(),
+            id: view.id.clone(),
+            verdict: rx,
+            started: Instant::now(),
+            timeout,
+            abandoned_event: Some(abandoned_event),
+        };
+        Ok((hold, view))
+    }
+
+    /// Pending requests, oldest first.
+    pub fn list(&self) -> Vec<ApprovalView> {
+        let mut views: Vec<_> = self
+            .lock()
+            .pending
+            .values()
+            .map(|p| p.view.clone())
+            .collect();
+        views.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        views
+    }
+
+    pub fn pending_count(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// One request, pending or recently decided.
+    pub fn get(&self, id: &str) -> Option<ApprovalView> {
+        let state = self.lock();
+        state
+            .pending
+            .get(id)
+            .map(|p| p.view.clone())
+            .or_else(|| state.decided.iter().rev().find(|v| v.id == id).cloned())
+    }
+
+    /// Records `approver`'s approval; once `required` distinct approvers agree, the request
+    /// is released. Returns the entry as it now stands.
+    pub fn approve(
+        &self,
+        id: &str,
+        approver: &str,
+        reason: Option<String>,
+    ) -> Result<ApprovalView, DecideError> {
+        let mut state = self.lock();
+        let pending = pending_entry(&mut state, id)?;
+        if pending.view.agent == approver {
+            return Err(DecideError::SelfApproval(approver.to_owned()));
+        }
+        if pending.view.approvals.iter().any(|a| a == approver) {
+            return Err(DecideError::AlreadyApproved(approver.to_owned()));
+        }
+        pending.view.approvals.push(approver.to_owned());
+        if pending.view.approvals.len() < usize::from(pending.view.required) {
+            let view = pending.view.clone();
+            drop(state);
+            self.publish("approval", view.clone());
+            return Ok(view);
+        }
+        let by = pending.view.approvals.clone();
+        let view = settle(
+            &mut state,
+            id,
+            "approved",
+            by.join(","),
+            reason,
+            Outcome::Approved(Approved { by }),
+        );
+        drop(state);
+        self.publish("approved", view.clone());
+        Ok(view)
+    }
+
+    /// Rejects a request; the agent gets a 403 naming `approver` and `reason`.
+    pub fn deny(
+        &self,
+        id: &str,
+        approver: &str,
+        reason: Option<String>,
+    ) -> Result<ApprovalView, DecideError> {
+        let mut state = self.lock();
+        let pending = pending_entry(&mut state, id)?;
+        if pending.view.agent == approver {
+            return Err(DecideError::SelfApproval(approver.to_owned()));
+        }
+        let outcome = Outcome::Rejected {
+            by: approver.to_owned(),
+            reason: reason.clone(),
+        };
+        let view = settle(
+            &mut state,
+            id,
+            "rejected",
+            approver.to_owned(),
+            reason,
+            outcome,
+        );
+        drop(state);
+        self.publish("rejected", view.clone());
+        Ok(view)
+    }
+
+    /// New, decided and expired approvals as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<ApprovalEvent> {
+        self.events.subscribe()
+    }
+
+    /// Removes a still-pending entry (expired or abandoned); None if it was decided first.
+    fn withdraw(&self, id: &str, state_name: &'static str) -> Option<ApprovalView> {
+        let mut state = self.lock();
+        let mut pending = state.pending.remove(id)?;
+        pending.view.state = state_name;
+        remember(&mut state, pending.view.clone());
+        drop(state);
+        self.publish(state_name, pending.view.clone());
+        Some(pending.view)
+    }
+
+    fn publish(&self, kind: &'static str, approval: ApprovalView) {
+        // No subscribers is fine: nobody is watching.
+        let _ = self.events.send(ApprovalEvent { kind, approval });
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-updated in a way that
+        // matters more than refusing every approval afterwards would.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Hold {
+    /// Waits for the verdict or the timeout.
+    pub async fn wait(mut self) -> Outcome {
+        let outcome = match tokio::time::timeout(self.timeout, &mut self.verdict).await {
+            Ok(Ok(outcome)) => outcome,
+            // Timed out (or the sender vanished): expire, unless a decision just raced in.
+            _ => match self.approvals.withdraw(&self.id, "expired") {
+                Some(_) => Outcome::Expired {
+                    after: self.timeout,
+                },
+                None => self.verdict.try_recv().unwrap_or(Outcome::Expired {
+                    after: self.timeout,
+                }),
+            },
+        };
+        self.abandoned_event = None;
+        outcome
+    }
+
+    /// How long this request has been held.
+    pub fn waited(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let Some(mut event) = self.abandoned_event.take() else {
+            return;
+        };
+        if self.approvals.withdraw(&self.id, "abandoned").is_some() {
+            event.decision = Some("abandoned");
+            event.approval_latency_ms = Some(self.started.elapsed().as_millis() as u64);
+            self.approvals.audit.append_detached(event);
+        }
+    }
+}
+
+fn pending_entry<'s>(state: &'s mut State, id: &str) -> Result<&'s mut Pending, DecideError> {
+    if state.pending.contains_key(id) {
+        // Checked just above, under the same lock.
+        return state
+            .pending
+            .get_mut(id)
+            .ok_or_else(|| DecideError::NotFound(id.to_owned()));
+    }
+    match state.decided.iter().rev().find(|v| v.id == id) {
+        Some(view) => Err(DecideError::AlreadyDecided {
+            id: id.to_owned(),
+            state: view.state,
+            by: view.decided_by.clone(),
+        }),
+        None => Err(DecideError::NotFound(id.to_owned())),
+    }
+}
+
+fn settle(
+    state: &mut State,
+    id: &str,
+    state_name: &'static str,
+    by: String,
+    reason: Option<String>,
+    outcome: Outcome,
+) -> ApprovalView {
+    let Some(mut pending) = state.pending.remove(id) else {
+        unreachable!("settle is called with an id pending_entry found under the same lock")
+    };
+    pending.view.state = state_name;
+    pending.view.decided_by = Some(by);
+    pending.view.decision_reason = reason;
+    if let Some(tx) = pending.verdict.take() {
+        // The waiter may have just gone away; then Hold's drop finds nothing to withdraw.
+        let _ = tx.send(outcome);
+    }
+    remember(state, pending.view.clone());
+    pending.view
+}
+
+fn remember(state: &mut State, view: ApprovalView) {
+    if state.decided.len() >= DECIDED_KEPT {
+        state.decided.pop_front();
+    }
+    state.decided.push_back(view);
+}
+
+/// `ap_` + 22 URL-safe characters: 128 random bits, unguessable.
+fn new_approval_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    format!("ap_{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// RFC 3339 UTC with seconds.
+pub fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}

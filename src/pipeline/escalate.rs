@@ -1,0 +1,127 @@
+//! The escalate branch: buffer the body (bounded), record the escalation durably, hold the
+//! request until its approvers decide, record the outcome, and hand back a permit and the
+//! request to forward exactly as it was received — or the refusal the agent reads.
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use super::{Proxy, Record};
+use crate::Body;
+use crate::approval::{ApprovalView, Outcome, body_preview};
+use crate::classify::Classification;
+use crate::error::Refusal;
+use crate::permit::Permit;
+use crate::request_info::RequestInfo;
+
+/// Holds an escalated request; on approval returns the permit and the rebuilt request.
+pub async fn hold(
+    proxy: &Proxy,
+    request: Request<Incoming>,
+    record: &mut Record,
+    info: &RequestInfo,
+    class: &Classification,
+    escalation_message: &str,
+) -> Result<(Permit, Request<Body>), Refusal> {
+    let approvals = &proxy.approvals;
+    let max = approvals.config().max_body_bytes;
+    let (parts, body) = request.into_parts();
+    let body = read_body(body, max).await?;
+    proxy.record_durably(record).await?;
+
+    let view = approval_view(record, info, class, &body);
+    let mut abandoned = record.decision_event();
+    abandoned.decision = Some("abandoned");
+    let (held, view) = approvals.hold(view, abandoned).map_err(|max_pending| {
+        tracing::warn!(max_pending, "approval queue full; refusing");
+        Refusal::TooManyPending {
+            retry_after_secs: 30,
+        }
+    })?;
+    tracing::info!(approval.id = %view.id, "held for approval: {escalation_message}");
+    let started = std::time::Instant::now();
+    let outcome = held.wait().await;
+    record.event.approval_latency_ms = Some(started.elapsed().as_millis() as u64);
+    match outcome {
+        Outcome::Approved(approved) => {
+            record.event.decision = Some("approved");
+            record.event.approved_by = Some(approved.approvers().to_vec());
+            proxy.record_durably(record).await?;
+            let request = Request::from_parts(parts, crate::error::full(body));
+            Ok((Permit::from_approval(approved), request))
+        }
+        Outcome::Rejected { by, reason } => {
+            record.event.decision = Some("rejected");
+            record.event.approved_by = Some(vec![by.clone()]);
+            let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+            Err(Refusal::Forbidden(format!(
+                "sluice: approver {by} denied this request (tier {} {}){why}",
+                class.tier, class.reason
+            )))
+        }
+        Outcome::Expired { after } => {
+            record.event.decision = Some("expired");
+            Err(Refusal::Forbidden(format!(
+                "sluice: approval for tier {} ({}) expired after {} seconds without a decision",
+                class.tier,
+                class.reason,
+                after.as_secs()
+            )))
+        }
+    }
+}
+
+/// Reads a held request's body, refusing (413) one larger than `max`.
+async fn read_body(body: Incoming, max: usize) -> Result<Bytes, Refusal> {
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            Err(Refusal::PayloadTooLarge(format!(
+                "sluice: a request held for approval may carry at most {max} bytes (approvals.max_body_bytes)"
+            )))
+        }
+        Err(err) => Err(Refusal::BadRequest(format!(
+            "sluice: could not read the request body: {err}"
+        ))),
+    }
+}
+
+fn approval_view(
+    record: &Record,
+    info: &RequestInfo,
+    class: &Classification,
+    body: &[u8],
+) -> ApprovalView {
+    let e = &record.event;
+    let (preview, truncated) = if body.is_empty() {
+        (None, false)
+    } else {
+        let (text, cut) = body_preview(body, info.resource.as_deref());
+        (Some(text), cut)
+    };
+    ApprovalView {
+        id: String::new(),
+        request_id: e.request_id.clone().unwrap_or_default(),
+        agent: e.agent.clone().unwrap_or_default(),
+        tier: class.tier.as_u8(),
+        reason: class.reason.clone(),
+        method: e.method.clone().unwrap_or_default(),
+        path: e.path.clone().unwrap_or_default(),
+        verb: info.verb.clone(),
+        api_group: info.api_group.clone(),
+        resource: info.resource.clone(),
+        subresource: info.subresource.clone(),
+        namespace: info.namespace.clone(),
+        name: info.name.clone(),
+        created_at: String::new(),
+        expires_at: String::new(),
+        body: preview,
+        body_truncated: truncated,
+        required: 1,
+        approvals: Vec::new(),
+        state: "pending",
+        decided_by: None,
+        decision_reason: None,
+    }
+}
