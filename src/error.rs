@@ -134,7 +134,7 @@ pub fn status_json(code: StatusCode, reason: &str, message: &str) -> Bytes {
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
-        .boxed()
+        .boxed_unsync()
 }
 
 #[cfg(test)]

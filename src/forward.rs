@@ -130,6 +130,15 @@ impl Upstream {
         })
     }
 
+    /// `host:port` of the upstream, for reachability probes.
+    pub fn authority(&self) -> String {
+        match self.authority.port_u16() {
+            Some(_) => self.authority.to_string(),
+            None if self.scheme == http::uri::Scheme::HTTP => format!("{}:80", self.authority),
+            None => format!("{}:443", self.authority),
+        }
+    }
+
     /// The upstream's URL as shown in messages and logs (no credentials).
     pub fn display(&self) -> &str {
         &self.display

@@ -43,7 +43,7 @@ pub mod tls;
 pub mod yaml;
 
 /// The body type sluice hands to hyper in both directions.
-pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;
+pub type Body = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;
 
 /// A boxed error that can cross tasks.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -6,9 +6,15 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
+use crate::admin::{Admin, ReadyCheck};
+use crate::approval::Approvals;
 use crate::audit::{AuditEvent, AuditLog, Stage};
 use crate::authn::Credentials;
 use crate::config::Config;
@@ -38,12 +44,20 @@ pub enum StartError {
     },
 }
 
+/// Where sluice listens, once it does.
+#[derive(Debug, Clone, Copy)]
+pub struct Ready {
+    pub agents: SocketAddr,
+    pub admin: SocketAddr,
+    pub admin_tls: bool,
+}
+
 /// Runs sluice with `config` until `shutdown` resolves. `on_ready` is called with the bound
-/// agent address once sluice accepts connections.
+/// addresses once sluice accepts connections.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    on_ready: impl FnOnce(std::net::SocketAddr),
+    on_ready: impl FnOnce(Ready),
 ) -> Result<(), StartError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (credentials, credentials_sha) =
@@ -72,26 +86,57 @@ pub async fn run(
         ),
     ];
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: config.listen,
-        source,
-    })?;
-    tracing::info!(%addr, upstream = upstream.display(), "sluice is serving agents");
+    let listener = bind(config.listen).await?;
+    let admin_listener = bind(config.admin.listen).await?;
+    let addr = local_addr(&listener, config.listen)?;
+    let admin_addr = local_addr(&admin_listener, config.admin.listen)?;
+    let approvals = Approvals::new(config.approvals.clone(), audit.clone());
+    let notifier = match &config.approvals.notify {
+        Some(notify) => Some(crate::approval::spawn_notifier(&approvals, notify).map_err(
+            |message| {
+                StartError::Config(crate::config::ConfigError::Invalid {
+                    path: config.source.clone(),
+                    message,
+                })
+            },
+        )?),
+        None => None,
+    };
+    let upstream_up = probe_upstream(upstream.authority());
+    tracing::info!(%addr, %admin_addr, upstream = upstream.display(), "sluice is serving agents");
+    let admin = Arc::new(Admin {
+        approvals: approvals.clone(),
+        credentials: credentials.clone(),
+        metrics: Box::new(String::new),
+        ready_checks: ready_checks(upstream_up.clone(), audit.clone()),
+    });
     let proxy = Arc::new(Proxy {
         credentials,
         policy,
         audit: audit.clone(),
         upstream,
         limits: config.limits.clone(),
-        approvals: crate::approval::Approvals::new(config.approvals.clone(), audit.clone()),
+        approvals,
     });
-    on_ready(addr);
+    on_ready(Ready {
+        agents: addr,
+        admin: admin_addr,
+        admin_tls: config.admin_tls(),
+    });
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_tls = config.admin_tls().then(|| tls.clone());
+    let admin_task = tokio::spawn(crate::listener::serve(
+        admin_listener,
+        admin_tls,
+        config.limits.clone(),
+        move |_peer| {
+            let admin = admin.clone();
+            hyper::service::service_fn(move |request| admin.clone().handle(request))
+        },
+        async move {
+            let _ = admin_stopped.await;
+        },
+    ));
     let make_service = move |peer: Arc<crate::listener::Peer>| {
         let proxy = proxy.clone();
         hyper::service::service_fn(move |request| proxy.clone().handle(peer.clone(), request))
@@ -104,12 +149,68 @@ pub async fn run(
         shutdown,
     )
     .await;
+    let _ = stop_admin.send(());
+    let _ = admin_task.await;
+    if let Some(notifier) = notifier {
+        notifier.abort();
+    }
     for watcher in watchers {
         watcher.abort();
     }
     drop(audit_task);
     tracing::info!("sluice stopped");
     Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })
+}
+
+fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, StartError> {
+    listener
+        .local_addr()
+        .map_err(|source| StartError::Listen { addr, source })
+}
+
+/// Keeps a flag saying whether the upstream accepted a TCP connection within the last probe.
+fn probe_upstream(authority: String) -> Arc<AtomicBool> {
+    let up = Arc::new(AtomicBool::new(true));
+    let flag = up.clone();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            interval.tick().await;
+            let ok = matches!(
+                tokio::time::timeout(
+                    Duration::from_secs(2),
+                    tokio::net::TcpStream::connect(&authority)
+                )
+                .await,
+                Ok(Ok(_))
+            );
+            flag.store(ok, Ordering::Relaxed);
+        }
+    });
+    up
+}
+
+fn ready_checks(upstream_up: Arc<AtomicBool>, audit: AuditLog) -> Vec<(&'static str, ReadyCheck)> {
+    vec![
+        ("policy", Box::new(|| Ok(()))),
+        (
+            "upstream",
+            Box::new(move || {
+                if upstream_up.load(Ordering::Relaxed) {
+                    Ok(())
+                } else {
+                    Err("upstream does not accept connections".into())
+                }
+            }),
+        ),
+        ("audit", Box::new(move || audit.health())),
+    ]
 }
 
 /// Reads `path`, parses it with `parse`, and returns the value with the SHA-256 of the bytes.

@@ -12,7 +12,10 @@
 //! Every transition is broadcast to subscribers (the SSE stream, the webhook) and recorded
 //! in the audit log by the pipeline (abandoned by [`Hold`]'s drop, as nothing else runs).
 
+mod notify;
 mod view;
+
+pub use notify::{signature, spawn as spawn_notifier};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -23,9 +23,11 @@ pub fn run(config_path: &Path) -> i32 {
             return 1;
         }
     };
-    let outcome = runtime.block_on(crate::server::run(config, shutdown_signal(), |addr| {
-        // A stable line on stdout that scripts and tests wait for.
-        println!("sluice: serving agents on https://{addr}");
+    let outcome = runtime.block_on(crate::server::run(config, shutdown_signal(), |ready| {
+        // Stable lines on stdout that scripts and tests wait for; the agents line is last.
+        let scheme = if ready.admin_tls { "https" } else { "http" };
+        println!("sluice: admin on {scheme}://{}", ready.admin);
+        println!("sluice: serving agents on https://{}", ready.agents);
     }));
     match outcome {
         Ok(()) => 0,

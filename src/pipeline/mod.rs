@@ -81,7 +81,7 @@ impl Proxy {
                 self.record_durably(record).await?;
                 (
                     permit,
-                    request.map(|body| body.map_err(crate::BoxError::from).boxed()),
+                    request.map(|body| body.map_err(crate::BoxError::from).boxed_unsync()),
                 )
             }
             Action::Escalate => {
@@ -219,7 +219,7 @@ impl Proxy {
         response.map(|body| {
             CountingBody::new(body, completion)
                 .map_err(crate::BoxError::from)
-                .boxed()
+                .boxed_unsync()
         })
     }
 

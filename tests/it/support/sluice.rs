@@ -59,6 +59,8 @@ impl Default for Options {
 pub struct Sluice {
     pub dir: tempfile::TempDir,
     pub addr: SocketAddr,
+    /// The admin listener (plain HTTP on loopback).
+    pub admin: SocketAddr,
     pub ca: TestCa,
     child: Child,
 }
@@ -73,17 +75,18 @@ impl Sluice {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("sluice test CA");
         write_config(dir.path(), api, &ca, &options);
-        let (child, addr) = spawn(dir.path()).await;
-        Sluice { dir, addr, ca, child }
+        let (child, addr, admin) = spawn(dir.path()).await;
+        Sluice { dir, addr, admin, ca, child }
     }
 
     /// Starts another sluice process on the same directory (after a stop or crash).
     pub async fn restart(mut self) -> Sluice {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
-        let (child, addr) = spawn(self.dir.path()).await;
+        let (child, addr, admin) = spawn(self.dir.path()).await;
         self.child = child;
         self.addr = addr;
+        self.admin = admin;
         self
     }
 
@@ -211,7 +214,7 @@ admin: {{listen: 127.0.0.1:0}}
 }
 
 /// Starts the binary and waits for the line that says it serves.
-async fn spawn(dir: &Path) -> (Child, SocketAddr) {
+async fn spawn(dir: &Path) -> (Child, SocketAddr, SocketAddr) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -229,16 +232,20 @@ async fn spawn(dir: &Path) -> (Child, SocketAddr) {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let ready = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut admin = None;
         while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.strip_prefix("sluice: admin on http://") {
+                admin = Some(url.trim().parse::<SocketAddr>().unwrap());
+            }
             if let Some(url) = line.strip_prefix("sluice: serving agents on https://") {
-                return Some(url.trim().parse::<SocketAddr>().unwrap());
+                return Some((url.trim().parse::<SocketAddr>().unwrap(), admin.unwrap()));
             }
         }
         None
     })
     .await;
-    let addr = match ready {
-        Ok(Some(addr)) => addr,
+    let (addr, admin) = match ready {
+        Ok(Some(pair)) => pair,
         _ => {
             let _ = child.start_kill();
             panic!(
@@ -249,5 +256,5 @@ async fn spawn(dir: &Path) -> (Child, SocketAddr) {
     };
     // Keep draining stdout so the pipe never fills.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
+    (child, addr, admin)
 }
