@@ -11,6 +11,7 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::support::client::HttpsClient;
 use crate::support::kubeconfig::{self, Credential};
 use crate::support::{ApiServer, Kubectl, kubectl};
 
@@ -298,6 +299,78 @@ async fn wrong_token_is_unauthorized() {
             .iter()
             .all(|r| r.header("authorization") == Some("Bearer wrong"))
     );
+}
+
+#[tokio::test]
+async fn requests_record_what_arrived_over_http1_and_http2() {
+    let server = ApiServer::start().await;
+    let token = format!("Bearer {}", server.token());
+    let url = format!("{}/api/v1/namespaces/default/pods?limit=1", server.url());
+    for version in [Version::HTTP_11, Version::HTTP_2] {
+        let client = HttpsClient::new(&server.ca_pem(), version);
+        let headers = [
+            ("authorization", token.as_str()),
+            ("x-request-id", "sl_test"),
+            ("audit-id", "sl_test"),
+            ("impersonate-user", "bob"),
+        ];
+        let response = client.get(&url, &headers).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.version(), version);
+        let list: Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(list["kind"], "PodList");
+        assert!(list["metadata"]["resourceVersion"].is_string());
+
+        let recorded = server.requests().pop().unwrap();
+        assert_eq!(
+            (&recorded.method, recorded.version),
+            (&Method::GET, version)
+        );
+        assert_eq!(
+            recorded.path_and_query,
+            "/api/v1/namespaces/default/pods?limit=1"
+        );
+        for (name, value) in headers {
+            assert_eq!(recorded.header(name), Some(value));
+        }
+    }
+    let unauthenticated = HttpsClient::new(&server.ca_pem(), Version::HTTP_2)
+        .get(&url, &[])
+        .await;
+    assert_eq!(unauthenticated.status(), 401);
+    let status: Value = serde_json::from_slice(unauthenticated.body()).unwrap();
+    assert_eq!(
+        (
+            status["kind"].as_str(),
+            status["reason"].as_str(),
+            status["code"].as_u64()
+        ),
+        (Some("Status"), Some("Unauthorized"), Some(401))
+    );
+}
+
+#[tokio::test]
+async fn response_delay_holds_requests() {
+    let server = ApiServer::start().await;
+    server.set_response_delay(Duration::from_millis(300));
+    let client = HttpsClient::new(&server.ca_pem(), Version::HTTP_2);
+    let started = std::time::Instant::now();
+    let token = format!("Bearer {}", server.token());
+    let response = client
+        .get(
+            &format!("{}/version", server.url()),
+            &[("authorization", &token)],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn sessions_are_counted_until_they_end() {
+    let (server, _dir, kubeconfig) = setup().await;
+    ok(&kubectl(&kubeconfig, &["exec", "web-0", "--", "true"]).await);
+    wait_until(|| server.open_sessions() == 0).await;
 }
 
 async fn port_forward_echoes(kubeconfig: &std::path::Path, websockets: &str) {

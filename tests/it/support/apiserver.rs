@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, Version};
@@ -58,7 +59,12 @@ pub(super) struct Shared {
     pub store: Mutex<Store>,
     pub events: broadcast::Sender<super::watch::Event>,
     pub open_watches: Arc<AtomicUsize>,
+    pub open_sessions: Arc<AtomicUsize>,
+    response_delay: Mutex<Duration>,
 }
+
+/// Counts something as open for as long as this guard lives.
+pub(super) struct Open(Arc<AtomicUsize>);
 
 /// A request, parsed enough for routing, with its whole body.
 pub(super) struct Req {
@@ -89,6 +95,8 @@ impl ApiServer {
             store: Mutex::new(Store::seeded()),
             events: broadcast::channel(1024).0,
             open_watches: Arc::new(AtomicUsize::new(0)),
+            open_sessions: Arc::new(AtomicUsize::new(0)),
+            response_delay: Mutex::new(Duration::ZERO),
         });
         let (stop, stopped) = shutdown::channel(false);
         tokio::spawn(accept_loop(listener, acceptor, shared.clone(), stopped));
@@ -129,6 +137,17 @@ impl ApiServer {
         self.shared.open_watches.load(Ordering::SeqCst)
     }
 
+    /// exec/attach/port-forward sessions still being served.
+    pub fn open_sessions(&self) -> usize {
+        self.shared.open_sessions.load(Ordering::SeqCst)
+    }
+
+    /// Holds every later authenticated request for `delay` before answering
+    /// (an upstream that has become slow); zero turns it off.
+    pub fn set_response_delay(&self, delay: Duration) {
+        *self.shared.response_delay.lock().unwrap() = delay;
+    }
+
     /// Writes `dir/kubeconfig` pointing kubectl straight at the double.
     pub fn write_kubeconfig(&self, dir: &Path) -> PathBuf {
         kubeconfig::write(
@@ -152,6 +171,19 @@ impl ApiServer {
 impl Drop for ApiServer {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+impl Open {
+    pub fn count(counter: &Arc<AtomicUsize>) -> Open {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Open(counter.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -280,6 +312,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         .is_some_and(|v| v.as_bytes() == expected.as_bytes());
     if !authorized {
         return status_response(401, "Unauthorized", "Unauthorized", None);
+    }
+    let delay = *shared.response_delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     let req = Req {
         method: parts.method,

@@ -5,6 +5,7 @@
 
 pub mod apiserver;
 mod body;
+pub mod client;
 mod discovery;
 mod exec;
 pub mod kubeconfig;

@@ -6,7 +6,7 @@
 use http::{Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 
-use super::apiserver::{Req, Shared};
+use super::apiserver::{Open, Req, Shared};
 use super::body::{Body, empty, not_found, status_response};
 use super::remotecommand::{self, Wanted};
 use super::{portforward, websocket};
@@ -42,6 +42,7 @@ pub fn handle(shared: &Shared, req: &mut Req) -> Option<Response<Body>> {
         stderr: req.query_flag("stderr"),
         tty: req.query_flag("tty"),
     };
+    let open = Open::count(&shared.open_sessions);
     let bad = |what: &str| {
         Some(status_response(
             400,
@@ -56,6 +57,7 @@ pub fn handle(shared: &Shared, req: &mut Req) -> Option<Response<Body>> {
                 return bad("port-forward WebSocket subprotocol");
             };
             tokio::spawn(async move {
+                let _open = open;
                 if let Some(ws) = websocket::upgraded(on_upgrade).await {
                     portforward::serve(websocket::tunnel(ws)).await;
                 }
@@ -66,6 +68,7 @@ pub fn handle(shared: &Shared, req: &mut Req) -> Option<Response<Body>> {
             return bad("remote command WebSocket subprotocol");
         };
         tokio::spawn(async move {
+            let _open = open;
             if let Some(ws) = websocket::upgraded(on_upgrade).await {
                 remotecommand::over_websocket(ws, command, wanted).await;
             }
@@ -86,6 +89,7 @@ pub fn handle(shared: &Shared, req: &mut Req) -> Option<Response<Body>> {
     };
     let port_forward = action == "portforward";
     tokio::spawn(async move {
+        let _open = open;
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };

@@ -5,7 +5,6 @@
 //! starts with an ADDED event per existing object, as kube-apiserver does.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +12,7 @@ use http::{Response, StatusCode, header};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
-use super::apiserver::{Req, Shared};
+use super::apiserver::{Open, Req, Shared};
 use super::body::{self, Body};
 use super::objects::{selectors, selects, wants_table};
 use super::store::{Key, Resource};
@@ -26,22 +25,6 @@ pub struct Event {
     pub kind: &'static str,
     pub key: Key,
     pub object: Value,
-}
-
-/// Counts a watch as open for as long as its response body exists.
-struct OpenWatch(Arc<AtomicUsize>);
-
-impl OpenWatch {
-    fn new(count: &Arc<AtomicUsize>) -> OpenWatch {
-        count.fetch_add(1, Ordering::SeqCst);
-        OpenWatch(count.clone())
-    }
-}
-
-impl Drop for OpenWatch {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 pub fn serve(
@@ -118,7 +101,7 @@ pub fn serve(
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::CACHE_CONTROL, "no-cache, private")
-        .body(body::channel(rx, OpenWatch::new(&shared.open_watches)))
+        .body(body::channel(rx, Open::count(&shared.open_watches)))
         .unwrap()
 }
 
