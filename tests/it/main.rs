@@ -1,0 +1,4 @@
+//! The one integration-test binary: real sockets, real kubectl.
+
+mod double;
+mod support;
