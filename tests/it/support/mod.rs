@@ -12,6 +12,7 @@ pub mod kubeconfig;
 pub mod kubectl;
 mod objects;
 pub mod pki;
+pub mod sluice;
 mod portforward;
 mod protobuf;
 mod remotecommand;
