@@ -39,7 +39,37 @@ struct AgentFile {
 struct RuleFile {
     namespaces: Vec<String>,
     #[serde(default)]
-    tiers: BTreeMap<i64, Action>,
+    tiers: BTreeMap<TierKey, Action>,
+}
+
+/// A key of a rule's `tiers` map as written: checked to be 0..=4 in [`compile_rule`], where
+/// the error can name the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct TierKey(i64);
+
+impl<'de> Deserialize<'de> for TierKey {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<TierKey, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = TierKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a tier number 0 to 4")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<TierKey, E> {
+                Ok(TierKey(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TierKey, E> {
+                Ok(TierKey(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TierKey, E> {
+                let digits = v.strip_prefix(['T', 't']).unwrap_or(v);
+                digits.parse().map(TierKey).map_err(|_| {
+                    E::custom(format!("tier {v:?} is not a tier number; tiers are 0 to 4"))
+                })
+            }
+        }
+        de.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,7 +199,7 @@ fn compile_rule(errors: &Errors<'_>, key: &str, rule: &RuleFile) -> Result<Rule,
     }
     let namespaces = errors.globs(&format!("{key}.namespaces"), &rule.namespaces)?;
     let mut tiers = [None; 5];
-    for (&tier, &action) in &rule.tiers {
+    for (&TierKey(tier), &action) in &rule.tiers {
         let slot = u8::try_from(tier)
             .ok()
             .and_then(Tier::from_u8)
