@@ -1,5 +1,16 @@
 //! [`RequestInfo`] → [`Classification`]: a risk tier T0..T4 with a human-readable reason.
-//! (Skeleton: the classify/policy work replaces this.)
+//!
+//! The highest tier that applies wins, so the checks run from T4 down and the first that
+//! applies decides. Anything that *raises* a tier matches loosely (a resource name in any
+//! group); anything that *lowers* one (self-reviews, dry-run, runbooks) matches exactly.
+
+#[cfg(test)]
+#[path = "cli/classify.rs"]
+mod cli_classify_shim; // Compiles and tests `cli::classify` until the lead wires it in.
+#[cfg(test)]
+mod disguise_tests;
+#[cfg(test)]
+mod table_tests;
 
 use std::fmt;
 
@@ -21,6 +32,13 @@ impl Tier {
     pub fn as_u8(self) -> u8 {
         self as u8
     }
+
+    /// The tier numbered `n`, if there is one.
+    pub fn from_u8(n: u8) -> Option<Tier> {
+        [Tier::T0, Tier::T1, Tier::T2, Tier::T3, Tier::T4]
+            .get(usize::from(n))
+            .copied()
+    }
 }
 
 impl fmt::Display for Tier {
@@ -37,11 +55,184 @@ pub struct Classification {
     pub reason: String,
 }
 
+/// Subresources that open a shell, a stream or a tunnel into a workload, or mint a token.
+const BREAK_GLASS_SUBRESOURCES: &[&str] = &[
+    "exec",
+    "attach",
+    "portforward",
+    "proxy",
+    "ephemeralcontainers",
+];
+
+/// Resources where any write can take over the cluster or widen someone's permissions.
+const BREAK_GLASS_RESOURCES: &[&str] = &[
+    "namespaces",
+    "nodes",
+    "persistentvolumes",
+    "customresourcedefinitions",
+    "apiservices",
+    "mutatingwebhookconfigurations",
+    "validatingwebhookconfigurations",
+    "validatingadmissionpolicies",
+    "validatingadmissionpolicybindings",
+    "mutatingadmissionpolicies",
+    "mutatingadmissionpolicybindings",
+    "roles",
+    "rolebindings",
+    "clusterroles",
+    "clusterrolebindings",
+    "certificatesigningrequests",
+];
+
+/// Subresources a T2 write may target; writes to any other subresource are T3.
+const ORDINARY_SUBRESOURCES: &[&str] = &["status", "scale", "resize"];
+
+/// Creating one of these only asks the apiserver what the caller itself may do or who it is.
+const SELF_REVIEWS: &[(&str, &str)] = &[
+    ("authorization.k8s.io", "selfsubjectaccessreviews"),
+    ("authorization.k8s.io", "selfsubjectrulesreviews"),
+    ("authentication.k8s.io", "selfsubjectreviews"),
+];
+
 /// Classifies `info` for `agent` (runbooks in `policy` may lower T2 to T1 for that agent).
-pub fn classify(info: &RequestInfo, _policy: &Policy, _agent: &str) -> Classification {
-    let _ = info;
-    Classification {
-        tier: Tier::T4,
-        reason: "unclassified".into(),
+pub fn classify(info: &RequestInfo, policy: &Policy, agent: &str) -> Classification {
+    let base = base_tier(info, policy);
+    if base.tier == Tier::T2
+        && let Some(runbook) = policy.runbook_for(agent, info)
+    {
+        return Classification {
+            tier: Tier::T1,
+            reason: format!("{} (runbook {runbook})", base.reason),
+        };
     }
+    base
+}
+
+/// The tier before runbooks.
+fn base_tier(info: &RequestInfo, policy: &Policy) -> Classification {
+    let (Some(resource), true) = (info.resource.as_deref(), info.is_resource_request) else {
+        return non_resource(info);
+    };
+    let sub = info.subresource.as_deref();
+    let verb = info.verb.as_str();
+    if let Some(found) = break_glass_subresource(verb, resource, sub) {
+        return found;
+    }
+    let secret = resource == "secrets";
+    if matches!(verb, "get" | "list" | "watch") {
+        return if secret {
+            class(Tier::T3, reason(verb, resource, sub))
+        } else if resource == "pods" && sub == Some("log") {
+            class(Tier::T0, "read of pod logs".to_owned())
+        } else {
+            class(Tier::T0, reason(verb, resource, sub))
+        };
+    }
+    write_tier(info, policy, verb, resource, sub, secret)
+}
+
+fn write_tier(
+    info: &RequestInfo,
+    policy: &Policy,
+    verb: &str,
+    resource: &str,
+    sub: Option<&str>,
+    secret: bool,
+) -> Classification {
+    let namespace = info.namespace.as_deref();
+    if verb == "create"
+        && namespace.is_none()
+        && sub.is_none()
+        && info.name.is_none()
+        && SELF_REVIEWS.contains(&(info.api_group.as_str(), resource))
+    {
+        return class(
+            Tier::T0,
+            format!(
+                "{} (asks what the agent may do)",
+                reason(verb, resource, sub)
+            ),
+        );
+    }
+    if info.dry_run && !secret {
+        return class(Tier::T0, format!("dry-run {}", reason(verb, resource, sub)));
+    }
+    if let Some(ns) = namespace.filter(|ns| policy.is_protected(ns)) {
+        return class(Tier::T4, format!("write in protected namespace {ns}"));
+    }
+    if BREAK_GLASS_RESOURCES.contains(&resource) {
+        return class(Tier::T4, reason(verb, resource, sub));
+    }
+    if namespace.is_none() {
+        return class(
+            Tier::T4,
+            format!("{} (cluster-scoped)", reason(verb, resource, sub)),
+        );
+    }
+    if secret {
+        return class(Tier::T3, reason(verb, resource, sub));
+    }
+    if resource == "pods" && sub == Some("eviction") {
+        return class(Tier::T3, "eviction of a pod".to_owned());
+    }
+    if matches!(verb, "delete" | "deletecollection") {
+        return class(Tier::T3, reason(verb, resource, sub));
+    }
+    if sub.is_some_and(|sub| !ORDINARY_SUBRESOURCES.contains(&sub)) {
+        return class(
+            Tier::T3,
+            format!("{} (unusual subresource)", reason(verb, resource, sub)),
+        );
+    }
+    class(Tier::T2, reason(verb, resource, sub))
+}
+
+/// Tunnels into workloads and token minting, whatever the verb or dry-run.
+fn break_glass_subresource(
+    verb: &str,
+    resource: &str,
+    sub: Option<&str>,
+) -> Option<Classification> {
+    let reason = match (verb, resource, sub) {
+        ("proxy", _, _) => format!("proxy to {resource}"),
+        (_, "pods", Some("exec")) => "exec into a pod".to_owned(),
+        (_, "pods", Some("attach")) => "attach to a pod".to_owned(),
+        (_, "pods", Some("portforward")) => "port-forward to a pod".to_owned(),
+        (_, "pods", Some("ephemeralcontainers")) => "ephemeral container in a pod".to_owned(),
+        (_, "serviceaccounts", Some("token")) => "token for a service account".to_owned(),
+        (_, _, Some("proxy")) => format!("proxy to {resource}"),
+        (_, _, Some(sub)) if BREAK_GLASS_SUBRESOURCES.contains(&sub) => {
+            format!("{sub} on {resource}")
+        }
+        _ => return None,
+    };
+    Some(class(Tier::T4, reason))
+}
+
+fn non_resource(info: &RequestInfo) -> Classification {
+    match info.verb.as_str() {
+        "get" | "head" => class(Tier::T0, format!("read of {}", info.path)),
+        verb => class(
+            Tier::T4,
+            format!("{verb} to non-resource path {}", info.path),
+        ),
+    }
+}
+
+/// "delete of pods", "read of secrets", "patch of deployments/scale".
+fn reason(verb: &str, resource: &str, sub: Option<&str>) -> String {
+    let verb = if verb == "get" { "read" } else { verb };
+    let mut out = String::with_capacity(verb.len() + resource.len() + 16);
+    out.push_str(verb);
+    out.push_str(" of ");
+    out.push_str(resource);
+    if let Some(sub) = sub {
+        out.push('/');
+        out.push_str(sub);
+    }
+    out
+}
+
+fn class(tier: Tier, reason: String) -> Classification {
+    Classification { tier, reason }
 }

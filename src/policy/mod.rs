@@ -1,0 +1,273 @@
+//! `policy.yaml` → [`Policy`]; [`Policy::decide`] turns an agent's classified request into a
+//! [`Decision`].
+//!
+//! A `Policy` is compiled once ([`file`]) and never changes: hot reload swaps a whole new one
+//! in (an `ArcSwap<Policy>`), so a request sees the old or the new policy, never a mix.
+//! Per agent, the first rule whose namespace globs match decides; a tier the rule does not
+//! list falls back to `default`. A request without a namespace matches only a rule that lists
+//! `"*"`.
+
+mod file;
+mod glob;
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+pub use glob::Glob;
+
+use crate::classify::{Classification, Tier};
+use crate::request_info::RequestInfo;
+use crate::yaml::YamlError;
+
+/// What policy says about one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Allow,
+    Escalate,
+    Deny,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Escalate => "escalate",
+            Action::Deny => "deny",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    /// Decide and record, but let everything through.
+    Observe,
+}
+
+/// A parsed, validated, immutable policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub mode: Mode,
+    default: Action,
+    protected: Vec<Glob>,
+    agents: Vec<AgentRules>,
+    runbooks: Vec<Runbook>,
+}
+
+/// The outcome of [`Policy::decide`]. Only this module makes one (private fields), and only a
+/// decision whose [`Decision::effective`] action is allow can become a [`crate::permit::Permit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    action: Action,
+    mode: Mode,
+    rule: Arc<str>,
+    message: Cow<'static, str>,
+}
+
+#[derive(Debug, Clone)]
+struct AgentRules {
+    name: Box<str>,
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    namespaces: Vec<Glob>,
+    /// Whether one of `namespaces` is `*`.
+    matches_no_namespace: bool,
+    /// Indexed by tier; `None` falls back to the policy default.
+    tiers: [Option<Action>; 5],
+    /// What [`Decision::rule`] says for each tier, built at load so deciding allocates nothing.
+    labels: [Arc<str>; 5],
+}
+
+#[derive(Debug, Clone)]
+struct Runbook {
+    name: Box<str>,
+    agents: Vec<Box<str>>,
+    operations: Vec<Operation>,
+}
+
+#[derive(Debug, Clone)]
+struct Operation {
+    verbs: Vec<Box<str>>,
+    /// `(resource, subresource)`: `deployments/scale` → `("deployments", Some("scale"))`.
+    resources: Vec<(Box<str>, Option<Box<str>>)>,
+    api_groups: Option<Vec<Box<str>>>,
+    namespaces: Option<Vec<Glob>>,
+}
+
+impl Decision {
+    /// What policy decided (what is recorded in the audit log).
+    pub fn action(&self) -> Action {
+        self.action
+    }
+    /// What happens: in observe mode everything is let through.
+    pub fn effective(&self) -> Action {
+        match self.mode {
+            Mode::Observe => Action::Allow,
+            Mode::Enforce => self.action,
+        }
+    }
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+    /// Which rule decided, e.g. `agents.claude-code.rules[0]`, `default`,
+    /// `default (agents.claude-code.rules[0] lists no tier 3)` or
+    /// `default (no rules for agent X)`.
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+    /// The sentence a refused agent is told (for allow: `sluice: allowed`).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl Default for Policy {
+    /// The built-in policy: deny everything, protect `kube-system`.
+    fn default() -> Policy {
+        Policy {
+            mode: Mode::Enforce,
+            default: Action::Deny,
+            // A constant, valid pattern: compiling it cannot fail.
+            protected: Glob::new("kube-system").into_iter().collect(),
+            agents: Vec::new(),
+            runbooks: Vec::new(),
+        }
+    }
+}
+
+impl Policy {
+    /// Reads and compiles `path`; errors name the file, the key path and the problem.
+    pub fn load(path: &Path) -> Result<Policy, YamlError> {
+        let text = std::fs::read_to_string(path).map_err(|source| YamlError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Policy::from_yaml(&text, path)
+    }
+
+    /// Compiles `text` (already read from `origin`, e.g. on hot reload).
+    pub fn from_yaml(text: &str, origin: &Path) -> Result<Policy, YamlError> {
+        file::parse_text(text, origin)?.compile(origin)
+    }
+
+    /// The action for a request no rule covers.
+    pub fn default_action(&self) -> Action {
+        self.default
+    }
+
+    /// Whether writes in `namespace` are break-glass (`protected_namespaces`).
+    pub fn is_protected(&self, namespace: &str) -> bool {
+        self.protected.iter().any(|glob| glob.matches(namespace))
+    }
+
+    /// The names of the agents that have rules.
+    pub fn agents(&self) -> impl Iterator<Item = &str> {
+        self.agents.iter().map(|a| &*a.name)
+    }
+
+    /// The first runbook that lets `agent` do `info`, if any.
+    pub fn runbook_for(&self, agent: &str, info: &RequestInfo) -> Option<&str> {
+        self.runbooks
+            .iter()
+            .filter(|rb| rb.agents.iter().any(|a| **a == *agent))
+            .find(|rb| rb.operations.iter().any(|op| op.covers(info)))
+            .map(|rb| &*rb.name)
+    }
+
+    pub fn decide(&self, agent: &str, info: &RequestInfo, class: &Classification) -> Decision {
+        let namespace = info.namespace.as_deref();
+        let tier = usize::from(class.tier.as_u8());
+        let (action, rule) = match self.agents.iter().find(|a| *a.name == *agent) {
+            None => (
+                self.default,
+                Arc::from(format!("default (no rules for agent {agent})")),
+            ),
+            Some(rules) => match rules.rules.iter().find(|r| r.covers(namespace)) {
+                Some(rule) => (
+                    rule.tiers[tier].unwrap_or(self.default),
+                    rule.labels[tier].clone(),
+                ),
+                None => (self.default, Arc::from("default")),
+            },
+        };
+        let message = match action {
+            Action::Allow => Cow::Borrowed("sluice: allowed"),
+            Action::Deny | Action::Escalate => {
+                Cow::Owned(refusal(action, class, agent, namespace, &rule))
+            }
+        };
+        Decision {
+            action,
+            mode: self.mode,
+            rule,
+            message,
+        }
+    }
+}
+
+impl Rule {
+    fn covers(&self, namespace: Option<&str>) -> bool {
+        match namespace {
+            None => self.matches_no_namespace,
+            Some(ns) => self.namespaces.iter().any(|glob| glob.matches(ns)),
+        }
+    }
+}
+
+impl Operation {
+    fn covers(&self, info: &RequestInfo) -> bool {
+        let Some((resource, sub)) = info.resource_path() else {
+            return false;
+        };
+        self.verbs.iter().any(|v| **v == *info.verb)
+            && self
+                .resources
+                .iter()
+                .any(|(r, s)| **r == *resource && s.as_deref() == sub)
+            && self
+                .api_groups
+                .as_ref()
+                .is_none_or(|groups| groups.iter().any(|g| **g == *info.api_group))
+            && self
+                .namespaces
+                .as_ref()
+                .is_none_or(|globs| match &info.namespace {
+                    None => globs.iter().any(Glob::is_any),
+                    Some(ns) => globs.iter().any(|glob| glob.matches(ns)),
+                })
+    }
+}
+
+/// "sluice: tier 3 (delete of pods) is not allowed for agent claude-code in namespace prod
+/// (rule agents.claude-code.rules[1])"
+fn refusal(
+    action: Action,
+    class: &Classification,
+    agent: &str,
+    namespace: Option<&str>,
+    rule: &str,
+) -> String {
+    let verdict = match action {
+        Action::Escalate => "requires human approval",
+        _ => "is not allowed",
+    };
+    let tier: Tier = class.tier;
+    let place = namespace
+        .map(|ns| format!(" in namespace {ns}"))
+        .unwrap_or_default();
+    format!(
+        "sluice: tier {tier} ({}) {verdict} for agent {agent}{place} (rule {rule})",
+        class.reason
+    )
+}

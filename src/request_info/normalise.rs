@@ -1,0 +1,243 @@
+//! Turning the raw path and query into what kube-apiserver will act on, or refusing.
+//!
+//! Go's `net/http` hands kube-apiserver a percent-*decoded* `URL.Path`, and `RequestInfo`
+//! splits that on `/` after trimming slashes at both ends. sluice decodes the same way and
+//! refuses every form whose meaning differs between the apiserver's filters and its router
+//! (or that no client sends honestly): encoded slashes, dot segments, empty segments,
+//! double encoding, control characters, duplicated `watch` / `dryRun`, and `;` in the query.
+
+use super::RequestInfoError;
+
+/// Decodes and checks `raw` (the path as sent). Returns the normalised path: `/`, then the
+/// decoded segments joined by `/`, with one trailing slash dropped (as `RequestInfo` does).
+pub(super) fn normalise_path(raw: &str) -> Result<String, RequestInfoError> {
+    let Some(rest) = raw.strip_prefix('/') else {
+        if raw.is_empty() {
+            return Ok("/".to_owned());
+        }
+        return Err(refuse("path must start with /"));
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let mut out = String::with_capacity(raw.len());
+    if rest.is_empty() {
+        out.push('/');
+        return Ok(out);
+    }
+    for segment in rest.split('/') {
+        out.push('/');
+        if segment.is_empty() {
+            return Err(refuse("path contains an empty segment (//)"));
+        }
+        let start = out.len();
+        if segment.contains('%') {
+            decode_segment(segment, &mut out)?;
+        } else {
+            check_chars(segment)?;
+            out.push_str(segment);
+        }
+        let decoded = &out[start..];
+        if decoded == "." || decoded == ".." {
+            return Err(refuse("path contains a dot segment (. or ..)"));
+        }
+    }
+    Ok(out)
+}
+
+/// What sluice reads from the query string.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct QueryFlags {
+    /// `Some(true)` for `watch` with any value but `0` / `false`; absent → `None`.
+    pub watch: Option<bool>,
+    /// Exactly `dryRun=All`.
+    pub dry_run_all: bool,
+}
+
+/// Reads `watch` and `dryRun` from `query`, decoding keys and values as Go's
+/// `url.ParseQuery` does. A duplicated `watch` or `dryRun` is refused: the apiserver reads
+/// the first value in one place and all of them in another.
+pub(super) fn scan_query(query: Option<&str>) -> Result<QueryFlags, RequestInfoError> {
+    let mut flags = QueryFlags::default();
+    let Some(query) = query else {
+        return Ok(flags);
+    };
+    if query.contains(';') {
+        return Err(refuse("query contains ';', which Go ignores; refused"));
+    }
+    let (mut seen_watch, mut seen_dry_run) = (false, false);
+    let mut key_buf = String::new();
+    let mut value_buf = String::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decode_query_part(raw_key, &mut key_buf)?;
+        match key {
+            "watch" | "dryRun" => {}
+            _ => {
+                // Validate the value's encoding too: Go drops a pair it cannot decode.
+                decode_query_part(raw_value, &mut value_buf)?;
+                continue;
+            }
+        }
+        let is_watch = key == "watch";
+        let value = decode_query_part(raw_value, &mut value_buf)?;
+        let seen = if is_watch {
+            &mut seen_watch
+        } else {
+            &mut seen_dry_run
+        };
+        if std::mem::replace(seen, true) {
+            let name = if is_watch { "watch" } else { "dryRun" };
+            return Err(RequestInfoError(format!(
+                "sluice: query parameter {name} is given more than once; refused"
+            )));
+        }
+        if is_watch {
+            let off = value == "0" || value.eq_ignore_ascii_case("false");
+            flags.watch = Some(!off);
+        } else {
+            flags.dry_run_all = value == "All";
+        }
+    }
+    Ok(flags)
+}
+
+/// The refusal every disguise gets: what is wrong, then "refused".
+fn refuse(what: &str) -> RequestInfoError {
+    RequestInfoError(format!("sluice: {what}; refused"))
+}
+
+fn decode_segment(segment: &str, out: &mut String) -> Result<(), RequestInfoError> {
+    let mut bytes = Vec::with_capacity(segment.len());
+    let raw = segment.as_bytes();
+    let mut i = 0;
+    while i < raw.len() {
+        let byte = raw[i];
+        if byte != b'%' {
+            bytes.push(byte);
+            i += 1;
+            continue;
+        }
+        let decoded = raw
+            .get(i + 1..i + 3)
+            .and_then(hex_pair)
+            .ok_or_else(|| refuse("path contains an invalid percent-encoding"))?;
+        match decoded {
+            b'/' => return Err(refuse("path contains an encoded slash (%2F)")),
+            b'%' => return Err(refuse("path contains a double percent-encoding (%25)")),
+            _ => bytes.push(decoded),
+        }
+        i += 3;
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|_| refuse("path decodes to invalid UTF-8"))?;
+    check_chars(text)?;
+    out.push_str(text);
+    Ok(())
+}
+
+fn check_chars(text: &str) -> Result<(), RequestInfoError> {
+    if text.bytes().any(|b| b.is_ascii_control()) {
+        return Err(refuse("path contains a control character"));
+    }
+    Ok(())
+}
+
+/// Decodes one query key or value (`+` is a space); borrows when there is nothing to decode.
+fn decode_query_part<'a>(raw: &'a str, buf: &'a mut String) -> Result<&'a str, RequestInfoError> {
+    if !raw.bytes().any(|b| b == b'%' || b == b'+') {
+        return Ok(raw);
+    }
+    let invalid = || refuse("query contains an invalid percent-encoding");
+    let mut bytes = Vec::with_capacity(raw.len());
+    let src = raw.as_bytes();
+    let mut i = 0;
+    while i < src.len() {
+        match src[i] {
+            b'%' => {
+                let decoded = src
+                    .get(i + 1..i + 3)
+                    .and_then(hex_pair)
+                    .ok_or_else(invalid)?;
+                bytes.push(decoded);
+                i += 3;
+            }
+            b'+' => {
+                bytes.push(b' ');
+                i += 1;
+            }
+            other => {
+                bytes.push(other);
+                i += 1;
+            }
+        }
+    }
+    buf.clear();
+    buf.push_str(std::str::from_utf8(&bytes).map_err(|_| invalid())?);
+    Ok(buf.as_str())
+}
+
+fn hex_pair(pair: &[u8]) -> Option<u8> {
+    let hi = (pair[0] as char).to_digit(16)?;
+    let lo = (pair[1] as char).to_digit(16)?;
+    // Two hex digits are at most 0xff, so the narrowing cannot lose bits.
+    Some((hi * 16 + lo) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_and_drops_one_trailing_slash() {
+        assert_eq!(
+            normalise_path("/api/v1/%73ecrets/").unwrap(),
+            "/api/v1/secrets"
+        );
+        assert_eq!(normalise_path("/").unwrap(), "/");
+        assert_eq!(normalise_path("").unwrap(), "/");
+    }
+
+    #[test]
+    fn refuses_disguises_with_what_is_wrong() {
+        for (path, what) in [
+            ("/api/v1/namespaces/a%2Fb", "%2F"),
+            ("/api/v1/namespaces/a%2fb", "%2F"),
+            ("/api//v1", "empty segment"),
+            ("/api/v1//", "empty segment"),
+            ("/api/./v1", "dot segment"),
+            ("/api/x/../v1", "dot segment"),
+            ("/api/%2e%2E/v1", "dot segment"),
+            ("/api/%zz", "invalid percent"),
+            ("/api/%7", "invalid percent"),
+            ("/api/%2573ecrets", "double"),
+            ("/api/%00", "control"),
+            ("/api/%ff", "UTF-8"),
+            ("api/v1", "start with /"),
+        ] {
+            let err = normalise_path(path).unwrap_err().0;
+            assert!(err.contains(what), "{path}: {err}");
+            assert!(
+                err.starts_with("sluice: ") && err.ends_with("refused"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn query_flags_follow_go() {
+        let scan = |q: &str| scan_query(Some(q));
+        assert_eq!(scan("watch=true").unwrap().watch, Some(true));
+        assert_eq!(scan("watch=1").unwrap().watch, Some(true));
+        assert_eq!(scan("watch=FALSE").unwrap().watch, Some(false));
+        assert_eq!(scan("watch=0").unwrap().watch, Some(false));
+        assert_eq!(scan("limit=500").unwrap().watch, None);
+        assert!(scan("dryRun=All").unwrap().dry_run_all);
+        assert!(scan("dry%52un=%41ll").unwrap().dry_run_all);
+        assert!(!scan("dryRun=all").unwrap().dry_run_all);
+        assert!(!scan("dryrun=All").unwrap().dry_run_all);
+        assert!(!scan("dryRun=All+").unwrap().dry_run_all);
+        assert!(scan("dryRun=All&dryRun=All").is_err());
+        assert!(scan("watch=1&w%61tch=0").is_err());
+        assert!(scan("watch=1;dryRun=All").is_err());
+        assert!(scan("labelSelector=%zz").is_err());
+        assert!(scan("command=sh&command=-c").is_ok());
+    }
+}
