@@ -174,6 +174,59 @@ async fn get_pods_watch_prints_a_pod_created_afterwards() {
 }
 
 #[tokio::test]
+async fn watch_events_show_additions_and_deletions() {
+    let (server, _dir, kubeconfig) = setup().await;
+    let mut watch = Kubectl::new(&kubeconfig)
+        .args(&["get", "configmaps", "-w", "--output-watch-events"])
+        .spawn();
+    // An empty list prints nothing; the first event proves the watch is open.
+    ok(&kubectl(&kubeconfig, &["create", "configmap", "seen"]).await);
+    assert!(watch.line_containing("seen").await.starts_with("ADDED"));
+    assert!(server.delete_object("configmaps", "default", "seen"));
+    assert!(watch.line_containing("seen").await.starts_with("DELETED"));
+}
+
+#[tokio::test]
+async fn typed_clients_create_secrets_and_namespaces() {
+    let (_server, _dir, kubeconfig) = setup().await;
+    ok(&kubectl(
+        &kubeconfig,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "--from-literal=password=hunter2",
+        ],
+    )
+    .await);
+    let data = ok(&kubectl(
+        &kubeconfig,
+        &["get", "secret", "s", "-o", "jsonpath={.data.password}"],
+    )
+    .await);
+    assert_eq!(data, "aHVudGVyMg==");
+    ok(&kubectl(&kubeconfig, &["create", "namespace", "team-a"]).await);
+    ok(&kubectl(
+        &kubeconfig,
+        &[
+            "create",
+            "configmap",
+            "c",
+            "-n",
+            "team-a",
+            "--from-literal=k=v",
+        ],
+    )
+    .await);
+    let listed = ok(&kubectl(&kubeconfig, &["get", "cm", "-A"]).await);
+    assert!(
+        listed.contains("team-a") && listed.contains(" c "),
+        "{listed}"
+    );
+}
+
+#[tokio::test]
 async fn logs_prints_the_pod_log() {
     let (_server, _dir, kubeconfig) = setup().await;
     let stdout = ok(&kubectl(&kubeconfig, &["logs", "web-0"]).await);

@@ -164,6 +164,12 @@ impl ApiServer {
         objects::put(&self.shared, resource, object);
     }
 
+    /// Deletes an object directly, as if another client had; open watches see
+    /// DELETED. `namespace` is "" for cluster-scoped resources. False if absent.
+    pub fn delete_object(&self, resource: &str, namespace: &str, name: &str) -> bool {
+        objects::remove(&self.shared, resource, namespace, name)
+    }
+
     /// Stops accepting and closes every connection.
     pub fn stop(self) {}
 }
