@@ -4,10 +4,11 @@
 //! It records every request so tests can assert on what reached the apiserver.
 //!
 //! Layout: this file accepts connections, records, authenticates and routes;
-//! `discovery` answers /version, /api, /apis, /openapi; `objects` the resources,
-//! `watch` the watch streams, `table` the Table output kubectl asks for;
-//! `upgrade` picks the streaming protocol and `websocket`/`spdy` speak it to
-//! `exec` and `portforward`.
+//! `discovery` answers /version, /api, /apis, /openapi; `objects` serves the
+//! resources kept in `store` (request bodies in JSON or, from kubectl's typed
+//! clients, `protobuf`), `watch` the watch streams, `table` the Table output
+//! kubectl asks for; `upgrade` picks the streaming protocol, and `websocket` and
+//! `spdy` carry `remotecommand` (exec/attach, running `exec`) and `portforward`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
