@@ -4,10 +4,11 @@
 //! It records every request so tests can assert on what reached the apiserver.
 //!
 //! Layout: this file accepts connections, records, authenticates and routes;
-//! `discovery` answers /version, /api, /apis, /openapi; `objects` the resources,
-//! `watch` the watch streams, `table` the Table output kubectl asks for;
-//! `upgrade` picks the streaming protocol and `websocket`/`spdy` speak it to
-//! `exec` and `portforward`.
+//! `discovery` answers /version, /api, /apis, /openapi; `objects` serves the
+//! resources kept in `store` (request bodies in JSON or, from kubectl's typed
+//! clients, `protobuf`), `watch` the watch streams, `table` the Table output
+//! kubectl asks for; `upgrade` picks the streaming protocol, and `websocket` and
+//! `spdy` carry `remotecommand` (exec/attach, running `exec`) and `portforward`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -162,6 +163,12 @@ impl ApiServer {
     /// open watches see it. `resource` is e.g. "pods"; namespace comes from the object.
     pub fn put_object(&self, resource: &str, object: serde_json::Value) {
         objects::put(&self.shared, resource, object);
+    }
+
+    /// Deletes an object directly, as if another client had; open watches see
+    /// DELETED. `namespace` is "" for cluster-scoped resources. False if absent.
+    pub fn delete_object(&self, resource: &str, namespace: &str, name: &str) -> bool {
+        objects::remove(&self.shared, resource, namespace, name)
     }
 
     /// Stops accepting and closes every connection.

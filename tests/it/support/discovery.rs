@@ -1,10 +1,9 @@
 //! Discovery as kubectl 1.32 uses it: /version, /api, /apis, /api/v1, and the
 //! OpenAPI v3 documents kubectl reads to learn that the server validates fields
 //! itself (so `kubectl create`/`apply` send `fieldValidation=Strict` and skip
-//! client-side schema validation). Aggregated discovery
-//! (`Accept: ...;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`) is answered
-//! with the legacy documents and `Content-Type: application/json`, which kubectl
-//! accepts as "this server predates aggregated discovery".
+//! client-side schema validation). Like kube-apiserver 1.32, /api and /apis
+//! answer in the aggregated form (apidiscovery.k8s.io/v2) when the client asks
+//! for it, so kubectl learns every resource from those two requests.
 
 use http::{Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -24,13 +23,30 @@ const VERBS: [&str; 8] = [
     "watch",
 ];
 
+/// Pods' subresources: (name, kind, verbs).
+const POD_SUBRESOURCES: [(&str, &str, &[&str]); 5] = [
+    ("log", "Pod", &["get"]),
+    ("exec", "PodExecOptions", &["create", "get"]),
+    ("attach", "PodAttachOptions", &["create", "get"]),
+    ("portforward", "PodPortForwardOptions", &["create", "get"]),
+    ("status", "Pod", &["get", "patch", "update"]),
+];
+
+const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
 /// Answers discovery paths; `None` for anything else.
 pub fn handle(req: &Req) -> Option<Response<Body>> {
     if req.method != Method::GET {
         return None;
     }
+    let aggregated = req
+        .header("accept")
+        .contains("g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList");
     let body = match req.path.as_str() {
         "/version" => version(),
+        "/api" if aggregated => return Some(aggregated_response(vec![core_group_discovery()])),
+        "/apis" if aggregated => return Some(aggregated_response(Vec::new())),
         "/api" => json!({
             "kind": "APIVersions",
             "versions": ["v1"],
@@ -89,6 +105,49 @@ fn core_v1_resources() -> Value {
         resources.push(json!({"name": sub, "singularName": "", "namespaced": true, "kind": kind, "verbs": verbs}));
     }
     json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": resources})
+}
+
+fn aggregated_response(groups: Vec<Value>) -> Response<Body> {
+    let list = json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": groups,
+    });
+    let mut response = json_response(StatusCode::OK, &list);
+    let content_type = http::HeaderValue::from_static(AGGREGATED_CONTENT_TYPE);
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, content_type);
+    response
+}
+
+/// The core group ("") in aggregated form: every resource with its subresources.
+fn core_group_discovery() -> Value {
+    let kind = |kind: &str| json!({"group": "", "version": "v1", "kind": kind});
+    let resources: Vec<Value> = RESOURCES
+        .iter()
+        .map(|r| {
+            let subresources: Vec<Value> = POD_SUBRESOURCES
+                .iter()
+                .filter(|_| r.name == "pods")
+                .map(|(sub, k, verbs)| json!({"subresource": sub, "responseKind": kind(k), "verbs": verbs}))
+                .collect();
+            json!({
+                "resource": r.name,
+                "responseKind": kind(r.kind),
+                "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                "singularResource": r.singular,
+                "verbs": VERBS,
+                "shortNames": r.short_names,
+                "subresources": subresources,
+            })
+        })
+        .collect();
+    json!({
+        "metadata": {"creationTimestamp": null},
+        "versions": [{"version": "v1", "resources": resources, "freshness": "Current"}],
+    })
 }
 
 /// Just enough OpenAPI v3 for kubectl's field-validation check: for each kind, a

@@ -61,6 +61,17 @@ pub fn put(shared: &Shared, resource: &str, object: Value) {
     store.commit(&shared.events, kind, resource, stamp_new(object, resource));
 }
 
+/// Deletes an object directly (for tests), broadcasting the change.
+pub fn remove(shared: &Shared, resource: &str, namespace: &str, name: &str) -> bool {
+    let mut store = shared.store.lock().unwrap();
+    let key = (resource.to_owned(), namespace.to_owned(), name.to_owned());
+    let Some(object) = store.get(&key).cloned() else {
+        return false;
+    };
+    store.commit(&shared.events, "DELETED", resource, object);
+    true
+}
+
 fn parse_path(path: &str) -> Option<Target> {
     let segments: Vec<&str> = path.strip_prefix("/api/v1/")?.split('/').collect();
     let target = |r: &str, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| {

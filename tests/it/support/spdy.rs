@@ -209,10 +209,16 @@ impl HeaderCodec {
                 }
                 Err(e) => return Err(io::Error::other(e)),
             }
-            input = &input[(self.inflater.total_in() - before_in) as usize..];
+            let consumed = (self.inflater.total_in() - before_in) as usize;
+            input = &input[consumed..];
             let produced = self.inflater.total_out() - before_out;
-            if input.is_empty() && produced == 0 && block.capacity() > block.len() {
-                break;
+            if produced == 0 && block.capacity() > block.len() {
+                if input.is_empty() {
+                    break;
+                }
+                if consumed == 0 {
+                    return Err(io::Error::other("SPDY header block makes no progress"));
+                }
             }
         }
         parse_header_block(&block).ok_or_else(|| io::Error::other("malformed SPDY header block"))
