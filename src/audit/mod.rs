@@ -12,6 +12,7 @@
 //! rotate.rs     renaming a full file aside; finding the newest rotated file
 //! check.rs      checking one line at known places, without a JSON parse
 //! verify.rs     `sluice verify`: checking a whole series
+//! report.rs     what verify reports: a summary or the first bad line
 //! ```
 
 mod check;
@@ -19,6 +20,7 @@ pub mod event;
 mod file;
 mod line;
 mod recover;
+mod report;
 mod rotate;
 mod timestamp;
 pub mod verify;
@@ -69,6 +71,7 @@ pub(crate) struct Stats {
 }
 
 /// The writer task; await it after dropping every [`AuditLog`] to flush the tail.
+#[derive(Debug)]
 pub struct AuditTask {
     pub handle: tokio::task::JoinHandle<()>,
 }
@@ -154,3 +157,16 @@ impl AuditLog {
         self.stats.events_failed.load(Ordering::Relaxed)
     }
 }
+
+/// The chain head a line leaves behind (test helper for forging lines).
+#[cfg(test)]
+pub(crate) fn recover_head_of(line: &str) -> line::ChainHead {
+    let facts = check::check_line(line.trim_end().as_bytes()).unwrap();
+    line::ChainHead {
+        seq: facts.seq,
+        hash: facts.hash,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -2,15 +2,13 @@
 //! chain: each line's own hash, seq +1 a line, prev_hash = the previous line's hash, across
 //! file boundaries too. Streams each file in large blocks; never re-serialises anything.
 
-use std::fmt;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use super::check::{LineProblem, check_line};
 use super::line::{ChainHead, HexHash, ZERO_HASH};
+pub use super::report::{Finding, Problem, Summary, VerifyError};
 
 /// `sluice verify`'s long help: what it proves, and what a hash chain alone cannot.
 pub const VERIFY_LONG_ABOUT: &str = "\
@@ -30,109 +28,6 @@ those needs the head hash kept somewhere else (note the head hash this command p
 signed checkpoints.
 
 Exit status: 0 intact, 1 tampered or damaged, 2 a file cannot be read.";
-
-/// What an intact series contains.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Summary {
-    pub files: usize,
-    pub events: u64,
-    pub first_seq: Option<u64>,
-    pub last_seq: Option<u64>,
-    pub first_timestamp: Option<String>,
-    pub last_timestamp: Option<String>,
-    /// The hash of the last line: keep it elsewhere to detect a tail cut off later.
-    pub head_hash: Option<String>,
-}
-
-/// Why verification failed: a file could not be read (exit 2) or the chain is broken (1).
-#[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
-    #[error("{}: cannot read: {source}", file.display())]
-    Unreadable {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Tampered(Finding),
-}
-
-/// The first bad line of a series.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    pub file: PathBuf,
-    /// 1-based line number within `file`.
-    pub line: u64,
-    /// The seq the line states, when it could be read.
-    pub seq: Option<u64>,
-    pub problem: Problem,
-}
-
-/// What is wrong with a line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
-    Malformed(&'static str),
-    HashMismatch { stated: String, computed: String },
-    PrevHashMismatch { expected: String, found: String },
-    SeqGap { expected: u64, found: u64 },
-    SeqRepeat { expected: u64, found: u64 },
-    TornLastLine { bytes: u64 },
-}
-
-impl Problem {
-    /// A short, stable name for scripts (`--json`'s `problem`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Problem::Malformed(_) => "malformed_json",
-            Problem::HashMismatch { .. } => "hash_mismatch",
-            Problem::PrevHashMismatch { .. } => "prev_hash_mismatch",
-            Problem::SeqGap { .. } => "seq_gap",
-            Problem::SeqRepeat { .. } => "seq_repeat",
-            Problem::TornLastLine { .. } => "torn_last_line",
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Problem::Malformed(what) => write!(f, "malformed JSON: {what}"),
-            Problem::HashMismatch { stated, computed } => write!(
-                f,
-                "hash mismatch: the line says {stated} but its bytes hash to {computed}"
-            ),
-            Problem::PrevHashMismatch { expected, found } => write!(
-                f,
-                "prev_hash does not link: expected {expected} (the previous line's hash), found {found}"
-            ),
-            Problem::SeqGap { expected, found } => {
-                write!(f, "seq gap: expected {expected}, found {found}")
-            }
-            Problem::SeqRepeat { expected, found } => {
-                write!(
-                    f,
-                    "seq repeat or out of order: expected {expected}, found {found}"
-                )
-            }
-            Problem::TornLastLine { bytes } => {
-                write!(
-                    f,
-                    "torn last line: {bytes} bytes without a trailing newline"
-                )
-            }
-        }
-    }
-}
-
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: line {}", self.file.display(), self.line)?;
-        if let Some(seq) = self.seq {
-            write!(f, " (seq {seq})")?;
-        }
-        write!(f, ": {}", self.problem)
-    }
-}
 
 /// Verifies `files` as one chain, oldest first.
 pub fn verify_files(files: &[PathBuf]) -> Result<Summary, VerifyError> {
@@ -295,4 +190,183 @@ fn hex(h: &HexHash) -> String {
 
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::event::{AuditEvent, Stage};
+    use crate::audit::line::encode;
+    use crate::audit::timestamp::Utc;
+
+    /// Lines (each with its newline) of a fresh chain of `n` events, starting after `head`.
+    fn chain(n: usize, mut head: ChainHead) -> (Vec<String>, ChainHead) {
+        let mut lines = Vec::new();
+        for i in 0..n {
+            let mut e = AuditEvent::new(Stage::Decision);
+            e.agent = Some(format!("agent-{i}"));
+            let mut out = Vec::new();
+            head = encode(&e, &head, &Utc::now(), &mut out);
+            lines.push(String::from_utf8(out).unwrap());
+        }
+        (lines, head)
+    }
+
+    fn write(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, lines.concat()).unwrap();
+        path
+    }
+
+    fn finding(files: &[PathBuf]) -> Finding {
+        match verify_files(files) {
+            Err(VerifyError::Tampered(f)) => f,
+            other => panic!("expected tampering, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn intact_log_summarises() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lines, head) = chain(5, ChainHead::GENESIS);
+        let s = verify_files(&[write(dir.path(), "a.jsonl", &lines)]).unwrap();
+        assert_eq!(
+            (s.files, s.events, s.first_seq, s.last_seq),
+            (1, 5, Some(1), Some(5))
+        );
+        assert_eq!(s.head_hash.unwrap().as_bytes(), &head.hash);
+        assert!(s.first_timestamp.unwrap() <= s.last_timestamp.unwrap());
+    }
+
+    #[test]
+    fn edited_field_is_a_hash_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut lines, _) = chain(5, ChainHead::GENESIS);
+        lines[2] = lines[2].replace("agent-2", "agent-X");
+        let f = finding(&[write(dir.path(), "a.jsonl", &lines)]);
+        assert_eq!(
+            (f.line, f.seq, f.problem.kind()),
+            (3, Some(3), "hash_mismatch")
+        );
+    }
+
+    #[test]
+    fn deleted_line_is_a_seq_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut lines, _) = chain(5, ChainHead::GENESIS);
+        lines.remove(1);
+        let f = finding(&[write(dir.path(), "a.jsonl", &lines)]);
+        let gap = Problem::SeqGap {
+            expected: 2,
+            found: 3,
+        };
+        assert_eq!((f.line, f.seq, f.problem), (2, Some(3), gap));
+    }
+
+    #[test]
+    fn inserted_and_swapped_lines_are_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lines, _) = chain(5, ChainHead::GENESIS);
+        // A forged line with a valid hash of its own, linked to line 2: line 3 then repeats.
+        let (forged, _) = chain(1, crate::audit::recover_head_of(&lines[1]));
+        let mut inserted = lines.clone();
+        inserted.insert(2, forged[0].clone());
+        let f = finding(&[write(dir.path(), "i.jsonl", &inserted)]);
+        assert_eq!(
+            (f.line, f.seq, f.problem.kind()),
+            (4, Some(3), "seq_repeat")
+        );
+
+        let mut swapped = lines.clone();
+        swapped.swap(2, 3);
+        let f = finding(&[write(dir.path(), "s.jsonl", &swapped)]);
+        assert_eq!((f.line, f.seq, f.problem.kind()), (3, Some(4), "seq_gap"));
+    }
+
+    #[test]
+    fn relinked_line_with_valid_own_hash_breaks_prev_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut lines, _) = chain(4, ChainHead::GENESIS);
+        // Replace line 3 by a line with seq 3 and a valid hash, but chained to a different line 2.
+        let (other, _) = chain(3, ChainHead::GENESIS);
+        lines[2] = other[2].clone();
+        let f = finding(&[write(dir.path(), "a.jsonl", &lines)]);
+        assert_eq!(
+            (f.line, f.seq, f.problem.kind()),
+            (3, Some(3), "prev_hash_mismatch")
+        );
+        // A log whose first line is seq 1 must start from zeros.
+        let not_zero = ChainHead {
+            seq: 0,
+            hash: [b'a'; 64],
+        };
+        let (first, _) = chain(2, not_zero);
+        let f = finding(&[write(dir.path(), "b.jsonl", &first)]);
+        assert_eq!(
+            (f.line, f.seq, f.problem.kind()),
+            (1, Some(1), "prev_hash_mismatch")
+        );
+    }
+
+    #[test]
+    fn torn_tail_and_garbage_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut lines, _) = chain(3, ChainHead::GENESIS);
+        let torn = lines[2][..40].to_string();
+        lines[2] = torn;
+        let f = finding(&[write(dir.path(), "t.jsonl", &lines)]);
+        let problem = Problem::TornLastLine { bytes: 40 };
+        assert_eq!((f.line, f.seq, f.problem), (3, None, problem));
+
+        let (mut lines, _) = chain(3, ChainHead::GENESIS);
+        lines[1] = "not json at all\n".into();
+        let f = finding(&[write(dir.path(), "g.jsonl", &lines)]);
+        assert_eq!((f.line, f.problem.kind()), (2, "malformed_json"));
+        assert!(
+            f.to_string().contains("g.jsonl: line 2: malformed JSON"),
+            "{f}"
+        );
+    }
+
+    #[test]
+    fn rotated_series_links_and_a_missing_middle_file_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, head) = chain(3, ChainHead::GENESIS);
+        let (b, head) = chain(3, head);
+        let (c, _) = chain(3, head);
+        let files = [
+            write(dir.path(), "1.jsonl", &a),
+            write(dir.path(), "2.jsonl", &b),
+            write(dir.path(), "3.jsonl", &c),
+        ];
+        let s = verify_files(&files).unwrap();
+        assert_eq!((s.files, s.events, s.last_seq), (3, 9, Some(9)));
+        // Starting from a later file (older ones deleted by retention) is allowed.
+        assert_eq!(verify_files(&files[1..]).unwrap().first_seq, Some(4));
+
+        let f = finding(&[files[0].clone(), files[2].clone()]);
+        assert_eq!(f.file, files[2]);
+        assert_eq!((f.line, f.seq, f.problem.kind()), (1, Some(7), "seq_gap"));
+        let f = finding(&[files[1].clone(), files[0].clone()]);
+        assert_eq!(
+            (f.line, f.seq, f.problem.kind()),
+            (1, Some(1), "seq_repeat")
+        );
+    }
+
+    #[test]
+    fn missing_file_is_unreadable_and_long_lines_cross_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = verify_files(&[dir.path().join("nope.jsonl")]).unwrap_err();
+        assert!(matches!(err, VerifyError::Unreadable { .. }));
+
+        let mut e = AuditEvent::new(Stage::Decision);
+        e.path = Some("x".repeat(BLOCK + 10));
+        let mut out = Vec::new();
+        let head = encode(&e, &ChainHead::GENESIS, &Utc::now(), &mut out);
+        encode(&e, &head, &Utc::now(), &mut out);
+        let path = dir.path().join("long.jsonl");
+        std::fs::write(&path, &out).unwrap();
+        assert_eq!(verify_files(&[path]).unwrap().events, 2);
+    }
 }
