@@ -5,9 +5,6 @@
 //! group); anything that *lowers* one (self-reviews, dry-run, runbooks) matches exactly.
 
 #[cfg(test)]
-#[path = "cli/classify.rs"]
-mod cli_classify_shim; // Compiles and tests `cli::classify` until the lead wires it in.
-#[cfg(test)]
 mod disguise_tests;
 #[cfg(test)]
 mod table_tests;

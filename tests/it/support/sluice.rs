@@ -38,6 +38,8 @@ pub struct Options {
     pub extra_config: String,
     /// Upstream section override (default: the test apiserver, explicit server/ca/token).
     pub upstream: Option<String>,
+    /// PEM of the CA whose client certificates sluice accepts (`tls.client_ca`).
+    pub agents_ca: Option<String>,
     pub audit_sync: &'static str,
 }
 
@@ -50,6 +52,7 @@ impl Default for Options {
             approvers: Vec::new(),
             extra_config: String::new(),
             upstream: None,
+            agents_ca: None,
             audit_sync: "flush",
         }
     }
@@ -76,7 +79,13 @@ impl Sluice {
         let ca = TestCa::new("sluice test CA");
         write_config(dir.path(), api, &ca, &options);
         let (child, addr, admin) = spawn(dir.path()).await;
-        Sluice { dir, addr, admin, ca, child }
+        Sluice {
+            dir,
+            addr,
+            admin,
+            ca,
+            child,
+        }
     }
 
     /// Starts another sluice process on the same directory (after a stop or crash).
@@ -102,7 +111,12 @@ impl Sluice {
     pub fn kubeconfig(&self, token: &str) -> PathBuf {
         let dir = self.dir.path().join(format!("kc-{}", short_hash(token)));
         std::fs::create_dir_all(&dir).unwrap();
-        kubeconfig::write(&dir, &self.url(), &self.ca.cert_pem(), Credential::Token(token))
+        kubeconfig::write(
+            &dir,
+            &self.url(),
+            &self.ca.cert_pem(),
+            Credential::Token(token),
+        )
     }
 
     /// The default agent's kubeconfig.
@@ -113,18 +127,28 @@ impl Sluice {
     /// A kubeconfig that presents a client certificate issued by `ca`.
     pub fn cert_kubeconfig(&self, ca: &TestCa, spiffe: &str) -> PathBuf {
         let (cert, key) = ca.issue_client("agent", Some(spiffe));
-        let dir = self.dir.path().join(format!("kc-cert-{}", short_hash(spiffe)));
+        let dir = self
+            .dir
+            .path()
+            .join(format!("kc-cert-{}", short_hash(spiffe)));
         std::fs::create_dir_all(&dir).unwrap();
-        kubeconfig::write(&dir, &self.url(), &self.ca.cert_pem(), Credential::ClientCert {
-            cert_pem: &cert,
-            key_pem: &key,
-        })
+        kubeconfig::write(
+            &dir,
+            &self.url(),
+            &self.ca.cert_pem(),
+            Credential::ClientCert {
+                cert_pem: &cert,
+                key_pem: &key,
+            },
+        )
     }
 
     /// Every line of the audit log, parsed.
     pub fn audit_events(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(self.path("audit.jsonl")).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     /// Waits until the audit log has an event matching `pred` (complete events are written
@@ -140,7 +164,11 @@ impl Sluice {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("no audit event {what}; log:\n{}", self.log());
+        panic!(
+            "no audit event {what}; audit:\n{}\nlog:\n{}",
+            std::fs::read_to_string(self.path("audit.jsonl")).unwrap_or_default(),
+            self.log()
+        );
     }
 
     /// sluice's own log (stderr).
@@ -154,7 +182,11 @@ impl Sluice {
 
     /// SIGTERM, then wait for the exit status.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status().await;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()
+            .await;
         tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
             .expect("sluice did not stop within 30s of SIGTERM")
@@ -180,23 +212,38 @@ fn write_config(dir: &Path, api: &ApiServer, ca: &TestCa, options: &Options) {
     pki::write_file(dir, "upstream-token", &api.token());
     let mut creds = String::from("agents:\n");
     for (name, token) in &options.agents {
-        creds += &format!("  - {{name: {name}, token_sha256: \"{}\"}}\n", sluice::authn::token_sha256(token));
+        creds += &format!(
+            "  - {{name: {name}, token_sha256: \"{}\"}}\n",
+            sluice::authn::token_sha256(token)
+        );
     }
     for (name, spiffe) in &options.cert_agents {
         creds += &format!("  - {{name: {name}, spiffe_id: \"{spiffe}\"}}\n");
     }
     creds += "approvers:\n";
     for (name, token) in &options.approvers {
-        creds += &format!("  - {{name: {name}, token_sha256: \"{}\"}}\n", sluice::authn::token_sha256(token));
+        creds += &format!(
+            "  - {{name: {name}, token_sha256: \"{}\"}}\n",
+            sluice::authn::token_sha256(token)
+        );
     }
     if options.approvers.is_empty() {
         creds = creds.replace("approvers:\n", "approvers: []\n");
     }
     pki::write_file(dir, "credentials.yaml", &creds);
     pki::write_file(dir, "policy.yaml", &options.policy);
-    let client_ca = if options.cert_agents.is_empty() { "" } else { ", client_ca: agents-ca.crt" };
+    let client_ca = match &options.agents_ca {
+        Some(pem) => {
+            pki::write_file(dir, "agents-ca.crt", pem);
+            ", client_ca: agents-ca.crt"
+        }
+        None => "",
+    };
     let upstream = options.upstream.clone().unwrap_or_else(|| {
-        format!("upstream: {{server: \"{}\", ca: upstream-ca.crt, token_file: upstream-token}}\n", api.url())
+        format!(
+            "upstream: {{server: \"{}\", ca: upstream-ca.crt, token_file: upstream-token}}\n",
+            api.url()
+        )
     });
     let config = format!(
         "listen: 127.0.0.1:0
