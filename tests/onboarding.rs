@@ -128,6 +128,12 @@ fn agent_add_prints_a_kubeconfig_and_stores_only_the_hash() {
     assert!(!creds.contains(rest), "the token itself must not be stored");
     assert!(creds.contains("workload: tools"), "{creds}");
     assert_eq!(mode(&creds_path), 0o600);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("sluice-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 
     let dup = add(&config, "claude-code", &[]);
     assert_eq!(dup.status.code(), Some(1));
@@ -204,6 +210,23 @@ fn agents_are_listed_and_removed() {
         "{}",
         stderr(&unknown)
     );
+}
+
+#[test]
+fn agent_add_warns_when_the_ca_did_not_sign_the_serving_cert() {
+    let (_dir, config) = initialised();
+    let other = tempfile::tempdir().unwrap();
+    assert!(
+        sluice(&["init", "--dir", other.path().to_str().unwrap()])
+            .status
+            .success()
+    );
+    let ca = other.path().join("ca.crt");
+    let out = add(&config, "a", &["--ca", ca.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("did not sign"), "{}", stderr(&out));
+    let fine = add(&config, "b", &[]);
+    assert!(!stderr(&fine).contains("warning"), "{}", stderr(&fine));
 }
 
 #[test]

@@ -124,6 +124,12 @@ fn add_agent(o: &AddOptions) -> Result<(), String> {
             ca_path.display()
         )
     })?;
+    if let Some(problem) = issuer_mismatch(&ca_pem, &config.tls.cert) {
+        eprintln!(
+            "sluice: warning: {}: {problem}; agents will not trust sluice with this kubeconfig (--ca FILE names the right CA)",
+            ca_path.display()
+        );
+    }
     let (secret, spec) = if o.cert {
         let spiffe_id = init::spiffe_id(&o.name);
         let spec = AgentSpec {
@@ -277,6 +283,26 @@ fn issue_certificate(
     let (cert_pem, key_pem) = init::issue_client_cert(&ca, name)
         .map_err(|e| format!("{} / {}: {e}", ca_path.display(), key_path.display()))?;
     Ok(Secret::Certificate { cert_pem, key_pem })
+}
+
+/// Why `ca_pem` did not sign the serving certificate, if it did not. A warning only: a
+/// chain with intermediates is legitimate and not followed here.
+fn issuer_mismatch(ca_pem: &str, tls_cert: &Path) -> Option<String> {
+    let Some(Ok(ca)) = rustls_pemfile::certs(&mut ca_pem.as_bytes()).next() else {
+        return Some("not a PEM certificate".into());
+    };
+    let serving = crate::tls::load_certs(tls_cert).ok()?;
+    let (_, ca) = x509_parser::parse_x509_certificate(ca.as_ref()).ok()?;
+    let (_, leaf) = x509_parser::parse_x509_certificate(serving.first()?.as_ref()).ok()?;
+    // (x509-parser's `verify` feature is on through rcgen's x509-parser feature.)
+    leaf.verify_signature(Some(ca.public_key())).err().map(|_| {
+        format!(
+            "did not sign {} (its issuer is {}, this CA is {})",
+            tls_cert.display(),
+            leaf.issuer(),
+            ca.subject()
+        )
+    })
 }
 
 fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>, String> {

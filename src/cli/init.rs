@@ -11,6 +11,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
+use sha2::Digest as _;
 
 /// Private keys and credentials: readable by the owner only.
 pub(super) const SECRET_MODE: u32 = 0o600;
@@ -144,7 +145,9 @@ pub(super) struct Ca {
 fn new_ca() -> Result<Ca, String> {
     let key = KeyPair::generate().map_err(|e| format!("cannot generate the CA key: {e}"))?;
     let mut params = CertificateParams::default();
-    params.distinguished_name = name("sluice CA");
+    // A per-CA suffix, so two setups' CAs can be told apart by name.
+    let id = hex::encode(&sha2::Sha256::digest(key.public_key_raw())[..4]);
+    params.distinguished_name = name(&format!("sluice CA {id}"));
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     set_validity(&mut params, 10);
