@@ -311,3 +311,25 @@ fn check_config_reports_a_broken_policy_as_the_policy_module_does() {
         }
     }
 }
+
+#[test]
+fn concurrent_adds_lose_nothing() {
+    let (_dir, config) = initialised();
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let config = config.clone();
+            std::thread::spawn(move || add(&config, &format!("agent-{i}"), &[]))
+        })
+        .collect();
+    for h in handles {
+        let out = h.join().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let list = stdout(&sluice(&["agent", "list", "--config", &config]));
+    for i in 0..8 {
+        assert!(
+            list.contains(&format!("agent-{i} ")),
+            "agent-{i} lost:\n{list}"
+        );
+    }
+}

@@ -101,6 +101,7 @@ fn add_agent(o: &AddOptions) -> Result<(), String> {
     }
     let labels = parse_labels(&o.labels)?;
     let config = Config::load(&o.config).map_err(|e| e.to_string())?;
+    let _lock = lock_dir_of(&config.credentials)?;
     let mut file = read_credentials(&config.credentials)?;
     if file.agents.iter().any(|a| a.name == o.name) {
         return Err(format!(
@@ -217,6 +218,7 @@ fn list_agents(config: &Path) -> Result<(), String> {
 
 fn remove_agent(name: &str, config: &Path) -> Result<(), String> {
     let config = Config::load(config).map_err(|e| e.to_string())?;
+    let _lock = lock_dir_of(&config.credentials)?;
     let mut file = read_credentials(&config.credentials)?;
     let before = file.agents.len();
     file.agents.retain(|a| a.name != name);
@@ -233,6 +235,20 @@ fn remove_agent(name: &str, config: &Path) -> Result<(), String> {
         config.credentials.display()
     );
     Ok(())
+}
+
+/// Holds an exclusive lock on the credentials file's directory while it is read, changed
+/// and replaced, so two `sluice agent` runs cannot lose each other's change. (The file itself
+/// cannot carry the lock: it is replaced by rename.) Released when dropped.
+fn lock_dir_of(path: &Path) -> Result<std::fs::File, String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let fail = |e: std::io::Error| format!("{}: cannot lock: {e}", dir.display());
+    let handle = std::fs::File::open(dir).map_err(fail)?;
+    handle.lock().map_err(fail)?;
+    Ok(handle)
 }
 
 /// Reads the credentials file, refusing one that `sluice serve` would refuse.
