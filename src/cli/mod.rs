@@ -1,6 +1,9 @@
 //! The `sluice` command line: one file per subcommand.
 
+mod agent;
+mod check_config;
 mod classify;
+mod init;
 mod serve;
 mod verify;
 
@@ -47,6 +50,66 @@ pub enum Command {
         #[arg(long, requires = "config")]
         agent: Option<String>,
     },
+    /// Create a CA, a serving certificate, sluice.yaml, empty credentials and a deny-all policy.
+    Init {
+        /// Directory to write into (created if missing).
+        #[arg(long)]
+        dir: PathBuf,
+        /// DNS name or IP address for the serving certificate (repeatable; default localhost
+        /// and 127.0.0.1).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validate config, credentials and policy; say what would run.
+    CheckConfig {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Add, list or remove agents in the credentials file the config names.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Mint a token (or a client certificate), store only its hash, print a kubeconfig.
+    Add {
+        name: String,
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The URL agents reach sluice at, e.g. https://sluice.sluice.svc
+        #[arg(long)]
+        server: String,
+        /// Write the kubeconfig here (mode 0600) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// key=value (repeatable).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Issue a client certificate (SPIFFE id spiffe://sluice.local/agent/NAME), not a token.
+        #[arg(long)]
+        cert: bool,
+        /// The CA that signed tls.cert [default: ca.crt beside tls.cert].
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// The CA's key, for --cert [default: ca.key beside the CA].
+        #[arg(long)]
+        ca_key: Option<PathBuf>,
+    },
+    /// List agents: name, how they authenticate, labels.
+    List {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Remove an agent; a running sluice stops accepting it on reload.
+    Remove {
+        name: String,
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -60,6 +123,29 @@ pub fn run(cli: Cli) -> i32 {
             config,
             agent,
         } => classify::run(&method, &path, config.as_deref(), agent.as_deref()),
+        Command::Init { dir, hosts, force } => init::run(&dir, &hosts, force),
+        Command::CheckConfig { config } => check_config::run(&config),
+        Command::Agent(AgentCommand::Add {
+            name,
+            config,
+            server,
+            out,
+            labels,
+            cert,
+            ca,
+            ca_key,
+        }) => agent::add(&agent::AddOptions {
+            name,
+            config,
+            server,
+            out,
+            labels,
+            cert,
+            ca,
+            ca_key,
+        }),
+        Command::Agent(AgentCommand::List { config }) => agent::list(&config),
+        Command::Agent(AgentCommand::Remove { name, config }) => agent::remove(&name, &config),
     }
 }
 
