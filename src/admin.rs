@@ -18,18 +18,19 @@ use crate::Body;
 use crate::approval::{ApprovalEvent, Approvals, DecideError};
 use crate::authn::Credentials;
 use crate::error::full;
-
-/// A readiness probe: a name and whether it passes now.
-pub type ReadyCheck = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
+use crate::health::{self, Check};
+use crate::metrics::{self, Metrics};
 
 /// What the admin listener serves.
 pub struct Admin {
     pub approvals: Arc<Approvals>,
     pub credentials: Arc<ArcSwap<Credentials>>,
-    /// Renders `/metrics` in Prometheus text format.
-    pub metrics: Box<dyn Fn() -> String + Send + Sync>,
-    pub ready_checks: Vec<(&'static str, ReadyCheck)>,
+    pub metrics: Arc<Metrics>,
+    pub ready_checks: Vec<Check>,
 }
+
+/// How long `/readyz` waits for its checks.
+const READY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How often an idle SSE stream sends a comment, so proxies keep it open.
 const SSE_KEEPALIVE: Duration = Duration::from_secs(15);
@@ -47,17 +48,28 @@ impl Admin {
         let method = request.method().clone();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let response = match (&method, segments.as_slice()) {
-            (&Method::GET, ["healthz"]) => text(StatusCode::OK, "ok\n"),
-            (&Method::GET, ["readyz"]) => self.readyz(),
-            (&Method::GET, ["metrics"]) => {
-                let mut r = text(StatusCode::OK, (self.metrics)());
-                r.headers_mut().insert(
+            (&Method::GET, ["healthz"]) => {
+                let (code, body) = health::healthz();
+                text(code, body)
+            }
+            (&Method::GET, ["readyz"]) => {
+                let (code, body) = health::readyz(&self.ready_checks, READY_TIMEOUT).await;
+                let mut response = text(code, body);
+                response.headers_mut().insert(
                     header::CONTENT_TYPE,
-                    HeaderValue::from_static(
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    ),
+                    HeaderValue::from_static("application/json"),
                 );
-                r
+                response
+            }
+            (&Method::GET, ["metrics"]) => {
+                self.metrics
+                    .set_approvals_pending(self.approvals.pending_count());
+                let mut response = text(StatusCode::OK, self.metrics.encode());
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(metrics::CONTENT_TYPE),
+                );
+                response
             }
             (_, ["v1", "approvals", ..]) => match self
                 .credentials
@@ -129,30 +141,6 @@ impl Admin {
             DecideError::SelfApproval(_) => StatusCode::FORBIDDEN,
         };
         error(code, &err.to_string(), self.approvals.get(id))
-    }
-
-    fn readyz(&self) -> Response<Body> {
-        let mut ok = true;
-        let checks: serde_json::Map<String, serde_json::Value> = self
-            .ready_checks
-            .iter()
-            .map(|(name, check)| {
-                let value = match check() {
-                    Ok(()) => "ok".to_owned(),
-                    Err(why) => {
-                        ok = false;
-                        why
-                    }
-                };
-                ((*name).to_owned(), serde_json::Value::String(value))
-            })
-            .collect();
-        let code = if ok {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        };
-        json(code, &serde_json::json!({ "ready": ok, "checks": checks }))
     }
 }
 

@@ -7,18 +7,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
-use crate::admin::{Admin, ReadyCheck};
+use crate::admin::Admin;
 use crate::approval::Approvals;
 use crate::audit::{AuditEvent, AuditLog, Stage};
 use crate::authn::Credentials;
 use crate::config::Config;
 use crate::forward::Upstream;
+use crate::health::Check;
+use crate::metrics::{AuditCounts, Metrics};
 use crate::pipeline::Proxy;
 use crate::policy::Policy;
 use crate::reload::{self, Change};
@@ -70,6 +71,7 @@ pub async fn run(
         .append(start_event(&config, &policy_sha, &credentials_sha))
         .await?;
 
+    let metrics = Arc::new(Metrics::new());
     let credentials = Arc::new(ArcSwap::from_pointee(credentials));
     let policy = Arc::new(ArcSwap::from_pointee(policy));
     let watchers = [
@@ -83,6 +85,7 @@ pub async fn run(
             policy_sha,
             policy.clone(),
             audit.clone(),
+            metrics.clone(),
         ),
     ];
 
@@ -102,13 +105,17 @@ pub async fn run(
         )?),
         None => None,
     };
-    let upstream_up = probe_upstream(upstream.authority());
+    let counted = audit.clone();
+    metrics.set_audit_source(move || AuditCounts {
+        events: counted.events_written(),
+        write_errors: counted.write_errors(),
+    });
     tracing::info!(%addr, %admin_addr, upstream = upstream.display(), "sluice is serving agents");
     let admin = Arc::new(Admin {
         approvals: approvals.clone(),
         credentials: credentials.clone(),
-        metrics: Box::new(String::new),
-        ready_checks: ready_checks(upstream_up.clone(), audit.clone()),
+        metrics: metrics.clone(),
+        ready_checks: ready_checks(upstream.authority(), audit.clone()),
     });
     let proxy = Arc::new(Proxy {
         credentials,
@@ -117,6 +124,7 @@ pub async fn run(
         upstream,
         limits: config.limits.clone(),
         approvals,
+        metrics: metrics.clone(),
     });
     on_ready(Ready {
         agents: addr,
@@ -174,42 +182,15 @@ fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, St
         .map_err(|source| StartError::Listen { addr, source })
 }
 
-/// Keeps a flag saying whether the upstream accepted a TCP connection within the last probe.
-fn probe_upstream(authority: String) -> Arc<AtomicBool> {
-    let up = Arc::new(AtomicBool::new(true));
-    let flag = up.clone();
-    tokio::spawn(async move {
-        let mut interval = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            interval.tick().await;
-            let ok = matches!(
-                tokio::time::timeout(
-                    Duration::from_secs(2),
-                    tokio::net::TcpStream::connect(&authority)
-                )
-                .await,
-                Ok(Ok(_))
-            );
-            flag.store(ok, Ordering::Relaxed);
-        }
-    });
-    up
-}
-
-fn ready_checks(upstream_up: Arc<AtomicBool>, audit: AuditLog) -> Vec<(&'static str, ReadyCheck)> {
+fn ready_checks(upstream: String, audit: AuditLog) -> Vec<Check> {
     vec![
-        ("policy", Box::new(|| Ok(()))),
-        (
-            "upstream",
-            Box::new(move || {
-                if upstream_up.load(Ordering::Relaxed) {
-                    Ok(())
-                } else {
-                    Err("upstream does not accept connections".into())
-                }
-            }),
-        ),
-        ("audit", Box::new(move || audit.health())),
+        Check::tcp("upstream", upstream, Duration::from_secs(2)),
+        Check::new("audit", move || {
+            let health = audit.health();
+            async move { health }
+        }),
+        // The policy is loaded before sluice serves, and a bad reload keeps the last good one.
+        Check::new("policy", || async { Ok(()) }),
     ]
 }
 
@@ -270,6 +251,7 @@ fn watch_policy(
     sha: String,
     current: Arc<ArcSwap<Policy>>,
     audit: AuditLog,
+    metrics: Arc<Metrics>,
 ) -> tokio::task::JoinHandle<()> {
     let shown = path.display().to_string();
     reload::watch(path.clone(), sha, move |change| match change {
@@ -278,10 +260,12 @@ fn watch_policy(
             match Policy::from_yaml(&String::from_utf8_lossy(bytes), &path) {
                 Ok(fresh) => {
                     current.store(Arc::new(fresh));
+                    metrics.policy_reload(true);
                     tracing::info!(file = %shown, %sha256, "policy reloaded");
                     event.details = vec![("policy_sha256", sha256), ("result", "loaded".into())];
                 }
                 Err(err) => {
+                    metrics.policy_reload(false);
                     tracing::error!(error = %err, "policy not reloaded; keeping the last good one");
                     event.reason = Some(err.to_string());
                     event.details = vec![("policy_sha256", sha256), ("result", "rejected".into())];
@@ -290,6 +274,7 @@ fn watch_policy(
             audit.append_detached(event);
         }
         Change::Unreadable(err) => {
+            metrics.policy_reload(false);
             tracing::error!(file = %shown, error = %err, "policy unreadable; keeping the last good one")
         }
     })

@@ -68,6 +68,8 @@ pub(crate) struct Stats {
     write_errors: AtomicU64,
     events_written: AtomicU64,
     events_failed: AtomicU64,
+    /// Whether the most recent write or sync failed (for `/readyz`).
+    pub(crate) failing: std::sync::atomic::AtomicBool,
 }
 
 /// The writer task; await it after dropping every [`AuditLog`] to flush the tail.
@@ -134,7 +136,11 @@ impl AuditLog {
 
     /// Whether the last write succeeded (for `/readyz`).
     pub fn health(&self) -> Result<(), String> {
-        Ok(())
+        if self.stats.failing.load(Ordering::Relaxed) {
+            Err("the last audit write failed; requests are refused until a write succeeds".into())
+        } else {
+            Ok(())
+        }
     }
 
     /// Appends `event` without waiting (for `complete` events: ordering still holds).

@@ -116,6 +116,7 @@ impl Writer {
                     self.offset += self.buf.len() as u64;
                     let n = (i - start) as u64;
                     self.stats.events_written.fetch_add(n, Ordering::Relaxed);
+                    self.stats.failing.store(false, Ordering::Relaxed);
                     for (k, request) in batch[start..i].iter_mut().enumerate() {
                         if let Some(ack) = request.ack.take() {
                             let _ = ack.send(Ok(first_seq + k as u64));
@@ -159,6 +160,7 @@ impl Writer {
     /// Answers every event of a failed segment (and the rest of its batch) with the error.
     fn fail(&mut self, requests: &mut [Request], error: std::io::Error) {
         self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+        self.stats.failing.store(true, Ordering::Relaxed);
         let n = requests.len() as u64;
         self.stats.events_failed.fetch_add(n, Ordering::Relaxed);
         let detached = requests.iter().filter(|r| r.ack.is_none()).count();
@@ -187,6 +189,7 @@ impl Writer {
             }
             Err(error) => {
                 self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                self.stats.failing.store(true, Ordering::Relaxed);
                 tracing::error!(%error, "audit log: rotation failed; still writing the full file");
             }
         }

@@ -42,7 +42,9 @@ pub async fn hold(
     tracing::info!(approval.id = %view.id, "held for approval: {escalation_message}");
     let started = std::time::Instant::now();
     let outcome = held.wait().await;
-    record.event.approval_latency_ms = Some(started.elapsed().as_millis() as u64);
+    let waited = started.elapsed();
+    proxy.metrics.approval_wait(waited.as_secs_f64());
+    record.event.approval_latency_ms = Some(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
     match outcome {
         Outcome::Approved(approved) => {
             record.event.decision = Some("approved");

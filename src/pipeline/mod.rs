@@ -25,6 +25,7 @@ use crate::config::LimitsConfig;
 use crate::error::Refusal;
 use crate::forward::{ForwardContext, ForwardError, Upstream, X_REQUEST_ID};
 use crate::listener::Peer;
+use crate::metrics::Metrics;
 use crate::permit::Permit;
 use crate::policy::{Action, Policy};
 use crate::request_id::new_request_id;
@@ -40,6 +41,7 @@ pub struct Proxy {
     pub upstream: Upstream,
     pub limits: LimitsConfig,
     pub approvals: Arc<Approvals>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Proxy {
@@ -177,6 +179,7 @@ impl Proxy {
             Ok(response) => self.respond(response, on_upgrade, record.clone()),
             Err(err) => {
                 tracing::warn!(error = %err, "upstream failed");
+                self.metrics.upstream_error();
                 record.event.reason = Some(format!("upstream: {err}"));
                 let refusal = match err {
                     ForwardError::Timeout { upstream, .. } => Refusal::UpstreamTimeout(upstream),
@@ -189,11 +192,11 @@ impl Proxy {
                 };
                 // The decision event is already written; only the completion remains.
                 let response = refusal.to_response(None);
-                drop(
-                    record
-                        .clone()
-                        .completion(self.audit.clone(), response.status().as_u16()),
-                );
+                drop(record.clone().completion(
+                    self.audit.clone(),
+                    self.metrics.clone(),
+                    response.status().as_u16(),
+                ));
                 response
             }
         }
@@ -207,7 +210,8 @@ impl Proxy {
         record: Record,
     ) -> Response<Body> {
         let status = response.status();
-        let completion = record.completion(self.audit.clone(), status.as_u16());
+        let completion =
+            record.completion(self.audit.clone(), self.metrics.clone(), status.as_u16());
         if status == StatusCode::SWITCHING_PROTOCOLS
             && let Some(agent_side) = on_upgrade
         {
@@ -231,7 +235,11 @@ impl Proxy {
         }
         // A refused request forwards nothing, so its events need not hold the response.
         self.audit.append_detached(record.decision_event());
-        drop(record.completion(self.audit.clone(), response.status().as_u16()));
+        drop(record.completion(
+            self.audit.clone(),
+            self.metrics.clone(),
+            response.status().as_u16(),
+        ));
         response
     }
 }

@@ -3,6 +3,7 @@
 //! body ends, when the agent goes away mid-stream, or when a spliced upgrade closes.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use crate::audit::{AuditEvent, AuditLog, Stage};
 use crate::authn::AgentIdentity;
 use crate::classify::Classification;
 use crate::listener::Peer;
+use crate::metrics::Metrics;
 use crate::policy::Decision;
 use crate::request_info::RequestInfo;
 
@@ -81,13 +83,14 @@ impl Record {
         event
     }
 
-    /// A guard that writes the `complete` event when dropped.
-    pub fn completion(self, audit: AuditLog, status: u16) -> Completion {
+    /// A guard that writes the `complete` event (and counts the request) when dropped.
+    pub fn completion(self, audit: AuditLog, metrics: Arc<Metrics>, status: u16) -> Completion {
         let mut event = self.event;
         event.stage = Stage::Complete;
         event.status = Some(status);
         Completion {
             audit,
+            metrics,
             event: Some(event),
             started: self.started,
             bytes: 0,
@@ -99,6 +102,7 @@ impl Record {
 #[derive(Debug)]
 pub struct Completion {
     audit: AuditLog,
+    metrics: Arc<Metrics>,
     event: Option<AuditEvent>,
     started: Instant,
     bytes: u64,
@@ -120,9 +124,15 @@ impl Completion {
 impl Drop for Completion {
     fn drop(&mut self) {
         if let Some(mut event) = self.event.take() {
-            event.latency_us =
-                Some(self.started.elapsed().as_micros().min(u64::MAX as u128) as u64);
+            let elapsed = self.started.elapsed();
+            event.latency_us = Some(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
             event.bytes = Some(self.bytes);
+            self.metrics.record_request(
+                event.tier,
+                event.decision.unwrap_or("deny"),
+                event.agent.as_deref(),
+                elapsed.as_secs_f64(),
+            );
             self.audit.append_detached(event);
         }
     }
