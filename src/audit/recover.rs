@@ -171,3 +171,51 @@ fn find_resume_point(tail: &[u8], base: u64) -> Result<ResumePoint, String> {
     }
     Err("no intact line to resume from".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::event::{AuditEvent, Stage};
+    use crate::audit::line::encode;
+    use crate::audit::timestamp::Utc;
+
+    fn two_lines() -> (Vec<u8>, ChainHead) {
+        let mut out = Vec::new();
+        let e = AuditEvent::new(Stage::Decision);
+        let head = encode(&e, &ChainHead::GENESIS, &Utc::now(), &mut out);
+        let head = encode(&e, &head, &Utc::now(), &mut out);
+        (out, head)
+    }
+
+    #[test]
+    fn intact_file_resumes_at_its_last_line() {
+        let (log, head) = two_lines();
+        let p = find_resume_point(&log, 0).unwrap();
+        assert_eq!((p.head, p.keep), (Some(head), log.len() as u64));
+    }
+
+    #[test]
+    fn a_file_that_is_only_a_torn_line_is_cut_to_nothing() {
+        let p = find_resume_point(b"{\"seq\":1,\"tim", 0).unwrap();
+        assert_eq!((p.head, p.keep), (None, 0));
+        assert!(p.reason.contains("newline"));
+        assert_eq!(find_resume_point(b"", 0).unwrap().head, None);
+    }
+
+    #[test]
+    fn only_one_line_is_ever_cut() {
+        let (mut log, _) = two_lines();
+        let first_len = log.iter().position(|&b| b == b'\n').unwrap() + 1;
+        log.extend_from_slice(b"garbage\n");
+        let p = find_resume_point(&log, 0).unwrap();
+        assert_eq!(p.keep, (log.len() - 8) as u64);
+        // Garbage on the last line AND a torn tail: more than a crash leaves; refuse.
+        log.extend_from_slice(b"{\"seq\":3");
+        assert!(find_resume_point(&log, 0).is_err());
+        // A damaged second-to-last line under a bad last line: refuse too.
+        let (mut log, _) = two_lines();
+        log[first_len + 10] = b'X';
+        log.extend_from_slice(b"garbage\n");
+        assert!(find_resume_point(&log, 0).is_err());
+    }
+}
