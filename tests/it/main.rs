@@ -1,5 +1,7 @@
 //! The one integration-test binary: real sockets, real kubectl.
 
 mod double;
+mod flows;
+mod onboarding;
 mod proxy;
 mod support;

@@ -1,12 +1,9 @@
 //! exec, attach and port-forward against the double, over WebSocket and SPDY/3.1.
 
-use std::time::Duration;
-
 use http::{Method, Version};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::{ok, setup, wait_until};
+use crate::support::kubectl::assert_port_forward_echoes as port_forward_echoes;
 use crate::support::{ApiServer, Kubectl, RecordedRequest, kubectl};
 
 #[tokio::test]
@@ -97,32 +94,6 @@ async fn sessions_are_counted_until_they_end() {
     let (server, _dir, kubeconfig) = setup().await;
     ok(&kubectl(&kubeconfig, &["exec", "web-0", "--", "true"]).await);
     wait_until(|| server.open_sessions() == 0).await;
-}
-
-async fn port_forward_echoes(kubeconfig: &std::path::Path, websockets: &str) {
-    let mut forward = Kubectl::new(kubeconfig)
-        .args(&["port-forward", "pod/web-0", ":8080"])
-        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
-        .spawn();
-    let line = forward.line_containing("Forwarding from 127.0.0.1:").await;
-    let port: u16 = line
-        .split(['-', ':'])
-        .nth(1)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    for message in [&b"ping\n"[..], b"second connection\n"] {
-        let mut conn = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        conn.write_all(message).await.unwrap();
-        let mut echoed = vec![0; message.len()];
-        tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut echoed))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(echoed, message);
-    }
-    forward.kill().await;
 }
 
 fn upgrade_request(server: &ApiServer, suffix: &str) -> RecordedRequest {

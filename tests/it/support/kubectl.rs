@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
 const KUBECTL: &str = "kubectl";
@@ -146,4 +146,35 @@ impl Running {
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// Runs `kubectl port-forward pod/web-0 :8080` (over the WebSocket tunnel when
+/// `websockets` is "true", plain SPDY when "false") and checks that two connections
+/// through it each get their bytes echoed.
+pub async fn assert_port_forward_echoes(kubeconfig: &Path, websockets: &str) {
+    let mut forward = Kubectl::new(kubeconfig)
+        .args(&["port-forward", "pod/web-0", ":8080"])
+        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
+        .spawn();
+    let line = forward.line_containing("Forwarding from 127.0.0.1:").await;
+    let port: u16 = line
+        .split(['-', ':'])
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    for message in [&b"ping\n"[..], b"second connection\n"] {
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        conn.write_all(message).await.unwrap();
+        let mut echoed = vec![0; message.len()];
+        tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut echoed))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(echoed, message);
+    }
+    forward.kill().await;
 }

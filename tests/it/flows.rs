@@ -1,0 +1,226 @@
+//! More of the data path end to end: port-forward, both HTTP versions, what a refused agent
+//! reads, observe mode, live credential changes, a graceful stop, and onboarding.
+
+use std::time::Duration;
+
+use http::Version;
+
+use crate::support::client::HttpsClient;
+use crate::support::kubectl::assert_port_forward_echoes;
+use crate::support::sluice::{AGENT_TOKEN, Options, Sluice};
+use crate::support::{ApiServer, Kubectl, kubectl};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Allows reads everywhere and writes only in `dev-*`; deletes escalate; the rest is denied.
+const SCOPED: &str = "default: deny
+agents:
+  claude-code:
+    rules:
+      - namespaces: [\"dev-*\"]
+        tiers: {0: allow, 1: allow, 2: allow, 3: deny, 4: deny}
+      - namespaces: [\"*\"]
+        tiers: {0: allow}
+";
+
+#[tokio::test]
+async fn port_forward_works_over_spdy_and_the_websocket_tunnel() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    let kc = sluice.agent_kubeconfig();
+    assert_port_forward_echoes(&kc, "false").await;
+    assert_port_forward_echoes(&kc, "true").await;
+    let forwards = sluice
+        .audit_events()
+        .into_iter()
+        .filter(|e| e["stage"] == "decision" && e["subresource"] == "portforward")
+        .count();
+    assert_eq!(forwards, 2, "one decision per port-forward session");
+}
+
+#[tokio::test]
+async fn http1_and_http2_clients_both_work_and_get_the_request_id() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    let bearer = format!("Bearer {AGENT_TOKEN}");
+    for version in [Version::HTTP_11, Version::HTTP_2] {
+        let client = HttpsClient::new(&sluice.ca.cert_pem(), version);
+        let url = format!("{}/api/v1/namespaces/default/pods/web-0", sluice.url());
+        let response = client
+            .get(
+                &url,
+                &[("authorization", &bearer), ("x-request-id", "agent-chosen")],
+            )
+            .await;
+        assert_eq!(response.status(), 200, "{version:?}");
+        assert_eq!(response.version(), version);
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            id.starts_with("sl_"),
+            "the agent's own id is replaced: {id}"
+        );
+        let upstream = api.requests().into_iter().last().unwrap();
+        assert_eq!(upstream.header("x-request-id"), Some(id.as_str()));
+        assert_eq!(upstream.header("audit-id"), Some(id.as_str()));
+        let pod: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(pod["metadata"]["name"], "web-0");
+    }
+}
+
+#[tokio::test]
+async fn a_denied_agent_reads_the_tier_reason_and_rule() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start_with(
+        &api,
+        Options {
+            policy: SCOPED.into(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let kc = sluice.agent_kubeconfig();
+    let out = kubectl(&kc, &["delete", "pod", "web-0"]).await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "tier 3 (delete of pods) is not allowed for agent claude-code in namespace default"
+        ),
+        "{err}"
+    );
+    assert!(
+        !api.requests()
+            .iter()
+            .any(|r| r.method == http::Method::DELETE),
+        "nothing deleted upstream"
+    );
+    let event = sluice
+        .wait_for_event("the deny decision", |e| {
+            e["stage"] == "decision" && e["decision"] == "deny"
+        })
+        .await;
+    assert_eq!(event["tier"], 3);
+    assert_eq!(event["reason"], "delete of pods");
+    // Reads are still fine, and writes in a dev namespace too.
+    assert!(kubectl(&kc, &["get", "pods"]).await.status.success());
+    let out = kubectl(&kc, &["create", "namespace", "dev-1"]).await;
+    assert!(!out.status.success(), "a namespace write is tier 4");
+}
+
+#[tokio::test]
+async fn observe_mode_records_the_would_be_decision_but_lets_it_through() {
+    let api = ApiServer::start().await;
+    let policy = format!("mode: observe\n{SCOPED}");
+    let sluice = Sluice::start_with(
+        &api,
+        Options {
+            policy,
+            ..Options::default()
+        },
+    )
+    .await;
+    let out = kubectl(
+        &sluice.agent_kubeconfig(),
+        &["delete", "configmap", "missing"],
+    )
+    .await;
+    // It reached the upstream (which says NotFound) instead of being refused by sluice.
+    assert!(
+        stderr(&out).contains("not found") || stderr(&out).contains("NotFound"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        api.requests()
+            .iter()
+            .any(|r| r.method == http::Method::DELETE)
+    );
+    let event = sluice
+        .wait_for_event("the observed deny", |e| {
+            e["stage"] == "decision" && e["verb"] == "delete"
+        })
+        .await;
+    assert_eq!(
+        event["decision"], "deny",
+        "the log says what enforce mode would have done"
+    );
+}
+
+#[tokio::test]
+async fn a_new_agent_and_a_removed_agent_take_effect_without_restart() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    let newcomer = "sluice_newcomer-token";
+    let kc = sluice.kubeconfig(newcomer);
+    assert!(
+        !kubectl(&kc, &["get", "--raw", "/version"])
+            .await
+            .status
+            .success()
+    );
+    let creds = format!(
+        "agents:\n  - {{name: claude-code, token_sha256: \"{}\"}}\n",
+        sluice::authn::token_sha256(newcomer)
+    );
+    let tmp = sluice.path("credentials.yaml.new");
+    std::fs::write(&tmp, creds).unwrap();
+    std::fs::rename(&tmp, sluice.path("credentials.yaml")).unwrap();
+    let mut accepted = false;
+    for _ in 0..100 {
+        if kubectl(&kc, &["get", "--raw", "/version"])
+            .await
+            .status
+            .success()
+        {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        accepted,
+        "the new token was never accepted; log:\n{}",
+        sluice.log()
+    );
+    // The old token was removed by the same change.
+    let out = kubectl(&sluice.agent_kubeconfig(), &["get", "--raw", "/version"]).await;
+    assert!(!out.status.success());
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    api.set_response_delay(Duration::from_millis(1500));
+    let kc = sluice.agent_kubeconfig();
+    let request = tokio::spawn(
+        Kubectl::new(&kc)
+            .args(&["get", "--raw", "/api/v1/namespaces/default/pods/web-0"])
+            .run(),
+    );
+    // Stop once the request is in flight at the upstream.
+    for _ in 0..300 {
+        if api
+            .requests()
+            .iter()
+            .any(|r| r.path_and_query.contains("/pods/web-0"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = sluice.terminate().await;
+    assert!(status.success(), "sluice exited with {status:?}");
+    let out = request.await.unwrap();
+    assert!(
+        out.status.success(),
+        "the in-flight request was cut: {}",
+        stderr(&out)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("web-0"));
+}
