@@ -261,7 +261,7 @@ admin: {{listen: 127.0.0.1:0}}
 }
 
 /// Starts the binary and waits for the line that says it serves.
-async fn spawn(dir: &Path) -> (Child, SocketAddr, SocketAddr) {
+pub async fn spawn(dir: &Path) -> (Child, SocketAddr, SocketAddr) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
