@@ -224,3 +224,69 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("web-0"));
 }
+
+#[tokio::test]
+async fn logs_follow_and_large_lists_stream_through() {
+    let api = ApiServer::start().await;
+    for i in 0..400 {
+        api.put_object(
+            "configmaps",
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("cm-{i:03}"), "namespace": "default"},
+                "data": {"payload": "x".repeat(512)}
+            }),
+        );
+    }
+    let sluice = Sluice::start(&api).await;
+    let kc = sluice.agent_kubeconfig();
+    let out = kubectl(&kc, &["get", "configmaps", "-o", "name"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 400);
+    let mut logs = Kubectl::new(&kc).args(&["logs", "-f", "web-0"]).spawn();
+    let first = logs
+        .next_line()
+        .await
+        .expect("a first log line arrives while following");
+    assert!(!first.is_empty());
+    logs.kill().await;
+    let event = sluice
+        .wait_for_event("the big list's completion", |e| {
+            e["stage"] == "complete" && e["resource"] == "configmaps" && e["verb"] == "list"
+        })
+        .await;
+    assert!(event["bytes"].as_u64().unwrap() > 400 * 512, "{event}");
+}
+
+#[tokio::test]
+async fn impersonation_mode_tells_the_apiserver_which_agent_it_is() {
+    let api = ApiServer::start().await;
+    let upstream = format!(
+        "upstream: {{server: \"{}\", ca: upstream-ca.crt, token_file: upstream-token, impersonate: true}}\n",
+        api.url()
+    );
+    let sluice = Sluice::start_with(
+        &api,
+        Options {
+            upstream: Some(upstream),
+            ..Options::default()
+        },
+    )
+    .await;
+    let out = kubectl(
+        &sluice.agent_kubeconfig(),
+        &["get", "--raw", "/api/v1/namespaces"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let seen = api.requests().into_iter().last().unwrap();
+    assert_eq!(
+        seen.header("impersonate-user"),
+        Some("sluice:agent:claude-code")
+    );
+    assert_eq!(seen.header("impersonate-group"), Some("sluice:agents"));
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {}", api.token()).as_str())
+    );
+}
