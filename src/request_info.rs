@@ -18,7 +18,7 @@ mod normalise;
 
 use http::{Method, Uri};
 
-use normalise::{QueryFlags, normalise_path, scan_query};
+use normalise::{QueryFlags, normalise_path, scan_query, split_ascii};
 
 /// What the apiserver will execute for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,24 +196,41 @@ impl<'a> ResourceParts<'a> {
     }
 }
 
-/// A cursor over the `/`-separated segments of a normalised path (no allocation).
+/// The most segments a resource path is read for: `apis/{group}/{version}/watch/namespaces/
+/// {ns}/{resource}/{name}/{subresource}`; anything after is the subresource's own business.
+const MAX_SEGMENTS: usize = 9;
+
+/// A cursor over the `/`-separated segments of a normalised path, split once (no allocation).
 struct Parts<'a> {
-    rest: &'a str,
+    segments: [&'a str; MAX_SEGMENTS],
+    len: usize,
+    at: usize,
 }
 
 impl<'a> Parts<'a> {
     fn new(path: &'a str) -> Parts<'a> {
-        Parts {
-            rest: path.trim_start_matches('/'),
+        let mut parts = Parts {
+            segments: [""; MAX_SEGMENTS],
+            len: 0,
+            at: 0,
+        };
+        // The normalised path has no empty segments; the root "/" has none at all.
+        let trimmed = path.trim_start_matches('/');
+        if trimmed.is_empty() {
+            return parts;
         }
+        for (slot, segment) in parts.segments.iter_mut().zip(split_ascii(trimmed, b'/')) {
+            *slot = segment;
+            parts.len += 1;
+        }
+        parts
     }
     fn peek(&self, index: usize) -> Option<&'a str> {
-        self.rest.split('/').filter(|s| !s.is_empty()).nth(index)
+        let index = self.at + index;
+        (index < self.len).then(|| self.segments[index])
     }
     fn skip(&mut self, count: usize) {
-        for _ in 0..count {
-            self.rest = self.rest.split_once('/').map_or("", |(_, rest)| rest);
-        }
+        self.at = (self.at + count).min(self.len);
     }
     fn next_part(&mut self) -> Result<&'a str, RequestInfoError> {
         let part = self
