@@ -108,10 +108,11 @@ pub fn classify(info: &RequestInfo, policy: &Policy, agent: &str) -> Classificat
     if base.tier == Tier::T2
         && let Some(runbook) = policy.runbook_for(agent, info)
     {
-        return Classification {
-            tier: Tier::T1,
-            reason: format!("{} (runbook {runbook})", base.reason),
-        };
+        let mut reason = base.reason;
+        for piece in [" (runbook ", runbook, ")"] {
+            reason.push_str(piece);
+        }
+        return class(Tier::T1, reason);
     }
     base
 }
@@ -219,7 +220,7 @@ fn break_glass_subresource(
 
 fn non_resource(info: &RequestInfo) -> Classification {
     match info.verb.as_str() {
-        "get" | "head" => class(Tier::T0, format!("read of {}", info.path)),
+        "get" | "head" => class(Tier::T0, ["read of ", info.path.as_str()].concat()),
         verb => class(
             Tier::T4,
             format!("{verb} to non-resource path {}", info.path),
