@@ -52,44 +52,52 @@ pub struct Classification {
     pub reason: String,
 }
 
-/// Subresources that open a shell, a stream or a tunnel into a workload, or mint a token.
-const BREAK_GLASS_SUBRESOURCES: &[&str] = &[
-    "exec",
-    "attach",
-    "portforward",
-    "proxy",
-    "ephemeralcontainers",
-];
+/// Subresources that open a shell, a stream or a tunnel into a workload.
+fn is_break_glass_subresource(sub: &str) -> bool {
+    matches!(
+        sub,
+        "exec" | "attach" | "portforward" | "proxy" | "ephemeralcontainers"
+    )
+}
 
 /// Resources where any write can take over the cluster or widen someone's permissions.
-const BREAK_GLASS_RESOURCES: &[&str] = &[
-    "namespaces",
-    "nodes",
-    "persistentvolumes",
-    "customresourcedefinitions",
-    "apiservices",
-    "mutatingwebhookconfigurations",
-    "validatingwebhookconfigurations",
-    "validatingadmissionpolicies",
-    "validatingadmissionpolicybindings",
-    "mutatingadmissionpolicies",
-    "mutatingadmissionpolicybindings",
-    "roles",
-    "rolebindings",
-    "clusterroles",
-    "clusterrolebindings",
-    "certificatesigningrequests",
-];
+fn is_break_glass_resource(resource: &str) -> bool {
+    matches!(
+        resource,
+        "namespaces"
+            | "nodes"
+            | "persistentvolumes"
+            | "customresourcedefinitions"
+            | "apiservices"
+            | "mutatingwebhookconfigurations"
+            | "validatingwebhookconfigurations"
+            | "validatingadmissionpolicies"
+            | "validatingadmissionpolicybindings"
+            | "mutatingadmissionpolicies"
+            | "mutatingadmissionpolicybindings"
+            | "roles"
+            | "rolebindings"
+            | "clusterroles"
+            | "clusterrolebindings"
+            | "certificatesigningrequests"
+    )
+}
 
 /// Subresources a T2 write may target; writes to any other subresource are T3.
-const ORDINARY_SUBRESOURCES: &[&str] = &["status", "scale", "resize"];
+fn is_ordinary_subresource(sub: &str) -> bool {
+    matches!(sub, "status" | "scale" | "resize")
+}
 
 /// Creating one of these only asks the apiserver what the caller itself may do or who it is.
-const SELF_REVIEWS: &[(&str, &str)] = &[
-    ("authorization.k8s.io", "selfsubjectaccessreviews"),
-    ("authorization.k8s.io", "selfsubjectrulesreviews"),
-    ("authentication.k8s.io", "selfsubjectreviews"),
-];
+fn is_self_review(group: &str, resource: &str) -> bool {
+    matches!(
+        (group, resource),
+        (
+            "authorization.k8s.io",
+            "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
+        ) | ("authentication.k8s.io", "selfsubjectreviews")
+    )
+}
 
 /// Classifies `info` for `agent` (runbooks in `policy` may lower T2 to T1 for that agent).
 pub fn classify(info: &RequestInfo, policy: &Policy, agent: &str) -> Classification {
@@ -97,10 +105,11 @@ pub fn classify(info: &RequestInfo, policy: &Policy, agent: &str) -> Classificat
     if base.tier == Tier::T2
         && let Some(runbook) = policy.runbook_for(agent, info)
     {
-        return Classification {
-            tier: Tier::T1,
-            reason: format!("{} (runbook {runbook})", base.reason),
-        };
+        let mut reason = base.reason;
+        for piece in [" (runbook ", runbook, ")"] {
+            reason.push_str(piece);
+        }
+        return class(Tier::T1, reason);
     }
     base
 }
@@ -141,7 +150,7 @@ fn write_tier(
         && namespace.is_none()
         && sub.is_none()
         && info.name.is_none()
-        && SELF_REVIEWS.contains(&(info.api_group.as_str(), resource))
+        && is_self_review(&info.api_group, resource)
     {
         return class(
             Tier::T0,
@@ -157,7 +166,7 @@ fn write_tier(
     if let Some(ns) = namespace.filter(|ns| policy.is_protected(ns)) {
         return class(Tier::T4, format!("write in protected namespace {ns}"));
     }
-    if BREAK_GLASS_RESOURCES.contains(&resource) {
+    if is_break_glass_resource(resource) {
         return class(Tier::T4, reason(verb, resource, sub));
     }
     if namespace.is_none() {
@@ -175,7 +184,7 @@ fn write_tier(
     if matches!(verb, "delete" | "deletecollection") {
         return class(Tier::T3, reason(verb, resource, sub));
     }
-    if sub.is_some_and(|sub| !ORDINARY_SUBRESOURCES.contains(&sub)) {
+    if sub.is_some_and(|sub| !is_ordinary_subresource(sub)) {
         return class(
             Tier::T3,
             format!("{} (unusual subresource)", reason(verb, resource, sub)),
@@ -198,7 +207,7 @@ fn break_glass_subresource(
         (_, "pods", Some("ephemeralcontainers")) => "ephemeral container in a pod".to_owned(),
         (_, "serviceaccounts", Some("token")) => "token for a service account".to_owned(),
         (_, _, Some("proxy")) => format!("proxy to {resource}"),
-        (_, _, Some(sub)) if BREAK_GLASS_SUBRESOURCES.contains(&sub) => {
+        (_, _, Some(sub)) if is_break_glass_subresource(sub) => {
             format!("{sub} on {resource}")
         }
         _ => return None,
@@ -208,7 +217,7 @@ fn break_glass_subresource(
 
 fn non_resource(info: &RequestInfo) -> Classification {
     match info.verb.as_str() {
-        "get" | "head" => class(Tier::T0, format!("read of {}", info.path)),
+        "get" | "head" => class(Tier::T0, ["read of ", info.path.as_str()].concat()),
         verb => class(
             Tier::T4,
             format!("{verb} to non-resource path {}", info.path),

@@ -15,10 +15,12 @@
 //! anything shorter, or under another prefix, is a non-resource request (verb = method).
 
 mod normalise;
+#[cfg(test)]
+mod tests;
 
 use http::{Method, Uri};
 
-use normalise::{QueryFlags, normalise_path, scan_query};
+use normalise::{QueryFlags, normalise_path, scan_query, split_ascii};
 
 /// What the apiserver will execute for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,24 +198,41 @@ impl<'a> ResourceParts<'a> {
     }
 }
 
-/// A cursor over the `/`-separated segments of a normalised path (no allocation).
+/// The most segments a resource path is read for: `apis/{group}/{version}/watch/namespaces/
+/// {ns}/{resource}/{name}/{subresource}`; anything after is the subresource's own business.
+const MAX_SEGMENTS: usize = 9;
+
+/// A cursor over the `/`-separated segments of a normalised path, split once (no allocation).
 struct Parts<'a> {
-    rest: &'a str,
+    segments: [&'a str; MAX_SEGMENTS],
+    len: usize,
+    at: usize,
 }
 
 impl<'a> Parts<'a> {
     fn new(path: &'a str) -> Parts<'a> {
-        Parts {
-            rest: path.trim_start_matches('/'),
+        let mut parts = Parts {
+            segments: [""; MAX_SEGMENTS],
+            len: 0,
+            at: 0,
+        };
+        // The normalised path has no empty segments; the root "/" has none at all.
+        let trimmed = path.trim_start_matches('/');
+        if trimmed.is_empty() {
+            return parts;
         }
+        for (slot, segment) in parts.segments.iter_mut().zip(split_ascii(trimmed, b'/')) {
+            *slot = segment;
+            parts.len += 1;
+        }
+        parts
     }
     fn peek(&self, index: usize) -> Option<&'a str> {
-        self.rest.split('/').filter(|s| !s.is_empty()).nth(index)
+        let index = self.at + index;
+        (index < self.len).then(|| self.segments[index])
     }
     fn skip(&mut self, count: usize) {
-        for _ in 0..count {
-            self.rest = self.rest.split_once('/').map_or("", |(_, rest)| rest);
-        }
+        self.at = (self.at + count).min(self.len);
     }
     fn next_part(&mut self) -> Result<&'a str, RequestInfoError> {
         let part = self
@@ -266,201 +285,4 @@ fn resource_verb(
             )));
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(method: &str, uri: &str) -> Result<RequestInfo, RequestInfoError> {
-        let method = Method::from_bytes(method.as_bytes()).unwrap();
-        RequestInfo::parse(&method, &uri.parse().unwrap(), false)
-    }
-
-    /// (method, uri) → (verb, group, version, namespace, resource, subresource, name)
-    #[test]
-    fn derives_fields_like_the_apiserver() {
-        type Row<'a> = (&'a str, &'a str, [&'a str; 7]);
-        let rows: &[Row<'_>] = &[
-            (
-                "GET",
-                "/api/v1/namespaces/d/pods",
-                ["list", "", "v1", "d", "pods", "", ""],
-            ),
-            (
-                "GET",
-                "/api/v1/namespaces/d/pods/p",
-                ["get", "", "v1", "d", "pods", "", "p"],
-            ),
-            (
-                "GET",
-                "/api/v1/pods?watch=1",
-                ["watch", "", "v1", "", "pods", "", ""],
-            ),
-            (
-                "GET",
-                "/api/v1/watch/namespaces/d/pods",
-                ["watch", "", "v1", "d", "pods", "", ""],
-            ),
-            (
-                "GET",
-                "/api/v1/watch/pods/p",
-                ["watch", "", "v1", "", "pods", "", "p"],
-            ),
-            (
-                "GET",
-                "/api/v1/proxy/namespaces/d/pods/p/x/y",
-                ["proxy", "", "v1", "d", "pods", "", "p"],
-            ),
-            (
-                "GET",
-                "/api/v1/namespaces/d",
-                ["get", "", "v1", "d", "namespaces", "", "d"],
-            ),
-            (
-                "PUT",
-                "/api/v1/namespaces/d/finalize",
-                ["update", "", "v1", "d", "namespaces", "finalize", "d"],
-            ),
-            (
-                "GET",
-                "/api/v1/namespaces",
-                ["list", "", "v1", "", "namespaces", "", ""],
-            ),
-            (
-                "POST",
-                "/apis/apps/v1/namespaces/d/deployments",
-                ["create", "apps", "v1", "d", "deployments", "", ""],
-            ),
-            (
-                "PATCH",
-                "/apis/apps/v1/namespaces/d/deployments/w/scale",
-                ["patch", "apps", "v1", "d", "deployments", "scale", "w"],
-            ),
-            (
-                "DELETE",
-                "/apis/apps/v1/namespaces/d/deployments",
-                ["deletecollection", "apps", "v1", "d", "deployments", "", ""],
-            ),
-            (
-                "DELETE",
-                "/apis/rbac.authorization.k8s.io/v1/clusterroles/r",
-                [
-                    "delete",
-                    "rbac.authorization.k8s.io",
-                    "v1",
-                    "",
-                    "clusterroles",
-                    "",
-                    "r",
-                ],
-            ),
-            (
-                "HEAD",
-                "/api/v1/nodes/n",
-                ["get", "", "v1", "", "nodes", "", "n"],
-            ),
-            (
-                "GET",
-                "/api/v1/namespaces/d/pods/p/log/extra",
-                ["get", "", "v1", "d", "pods", "log", "p"],
-            ),
-        ];
-        for (method, uri, want) in rows {
-            let info = parse(method, uri).unwrap();
-            let opt = |o: &Option<String>| o.clone().unwrap_or_default();
-            let got = [
-                info.verb.clone(),
-                info.api_group.clone(),
-                info.api_version.clone(),
-                opt(&info.namespace),
-                opt(&info.resource),
-                opt(&info.subresource),
-                opt(&info.name),
-            ];
-            assert_eq!(got.map(|s| s), want.map(str::to_owned), "{method} {uri}");
-            assert!(info.is_resource_request, "{uri}");
-        }
-    }
-
-    #[test]
-    fn short_or_foreign_paths_are_non_resource() {
-        for uri in [
-            "/",
-            "/api",
-            "/api/v1",
-            "/apis",
-            "/apis/apps",
-            "/apis/apps/v1",
-            "/version",
-            "/openapi/v3/apis/apps/v1",
-            "/healthz/etcd",
-        ] {
-            let info = parse("GET", uri).unwrap();
-            assert!(!info.is_resource_request, "{uri}");
-            assert_eq!(info.verb, "get");
-            assert_eq!(info.resource, None);
-        }
-        assert_eq!(parse("POST", "/api").unwrap().verb, "post");
-    }
-
-    #[test]
-    fn dry_run_only_for_create_update_patch() {
-        assert!(
-            parse("POST", "/api/v1/namespaces/d/pods?dryRun=All")
-                .unwrap()
-                .dry_run
-        );
-        assert!(
-            parse("PATCH", "/api/v1/namespaces/d/pods/p?dryRun=All")
-                .unwrap()
-                .dry_run
-        );
-        assert!(
-            !parse("DELETE", "/api/v1/namespaces/d/pods/p?dryRun=All")
-                .unwrap()
-                .dry_run
-        );
-        assert!(
-            !parse("GET", "/api/v1/namespaces/d/pods?dryRun=All")
-                .unwrap()
-                .dry_run
-        );
-        assert!(
-            !parse("POST", "/api/v1/namespaces/d/pods?dryRun=None")
-                .unwrap()
-                .dry_run
-        );
-    }
-
-    #[test]
-    fn refuses_ambiguous_requests() {
-        for (method, uri) in [
-            ("GET", "/API/v1/namespaces/d/secrets"),
-            ("GET", "/Apis/apps/v1/deployments"),
-            ("GET", "/api/v1/namespaces/d/Secrets"),
-            ("GET", "/api/V1/pods"),
-            ("GET", "/api/v1/namespaces/KUBE-SYSTEM/pods"),
-            ("GET", "/api/v1/namespaces/d/pods/p/EXEC"),
-            ("OPTIONS", "/api/v1/pods"),
-            ("GET", "/api/v1/watch"),
-            ("GET", "/api/v1/proxy"),
-        ] {
-            let err = parse(method, uri).unwrap_err();
-            assert!(
-                err.0.starts_with("sluice: ") && err.0.ends_with("refused"),
-                "{uri}: {err}"
-            );
-        }
-    }
-
-    #[test]
-    fn upgrade_is_kept() {
-        let uri = "/api/v1/namespaces/d/pods/p/exec?command=sh"
-            .parse()
-            .unwrap();
-        let info = RequestInfo::parse(&Method::GET, &uri, true).unwrap();
-        assert!(info.upgrade);
-        assert_eq!(info.subresource.as_deref(), Some("exec"));
-    }
 }

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 pub use glob::Glob;
 
-use crate::classify::{Classification, Tier};
+use crate::classify::Classification;
 use crate::request_info::RequestInfo;
 use crate::yaml::YamlError;
 
@@ -262,12 +262,26 @@ fn refusal(
         Action::Escalate => "requires human approval",
         _ => "is not allowed",
     };
-    let tier: Tier = class.tier;
-    let place = namespace
-        .map(|ns| format!(" in namespace {ns}"))
-        .unwrap_or_default();
-    format!(
-        "sluice: tier {tier} ({}) {verdict} for agent {agent}{place} (rule {rule})",
-        class.reason
-    )
+    let tier = char::from(b'0' + class.tier.as_u8());
+    let mut out = String::with_capacity(96 + class.reason.len() + agent.len() + rule.len());
+    for piece in [
+        "sluice: tier ",
+        tier.encode_utf8(&mut [0; 4]),
+        " (",
+        &class.reason,
+        ") ",
+    ] {
+        out.push_str(piece);
+    }
+    for piece in [verdict, " for agent ", agent] {
+        out.push_str(piece);
+    }
+    if let Some(ns) = namespace {
+        out.push_str(" in namespace ");
+        out.push_str(ns);
+    }
+    for piece in [" (rule ", rule, ")"] {
+        out.push_str(piece);
+    }
+    out
 }

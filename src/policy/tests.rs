@@ -5,7 +5,7 @@ use std::path::Path;
 use http::{Method, Uri};
 
 use super::*;
-use crate::classify::classify;
+use crate::classify::{Tier, classify};
 
 const POLICY: &str = "
 default: deny

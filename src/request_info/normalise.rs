@@ -23,11 +23,17 @@ pub(super) fn normalise_path(raw: &str) -> Result<String, RequestInfoError> {
         out.push('/');
         return Ok(out);
     }
-    for segment in rest.split('/') {
-        out.push('/');
-        if segment.is_empty() {
-            return Err(refuse("path contains an empty segment (//)"));
+    if !rest.bytes().any(|b| b == b'%' || b.is_ascii_control()) {
+        // Nothing to decode: check the segments and copy the path in one go.
+        for segment in rest.as_bytes().split(|&b| b == b'/') {
+            check_segment(segment)?;
         }
+        out.push('/');
+        out.push_str(rest);
+        return Ok(out);
+    }
+    for segment in split_ascii(rest, b'/') {
+        out.push('/');
         let start = out.len();
         if segment.contains('%') {
             decode_segment(segment, &mut out)?;
@@ -35,12 +41,18 @@ pub(super) fn normalise_path(raw: &str) -> Result<String, RequestInfoError> {
             check_chars(segment)?;
             out.push_str(segment);
         }
-        let decoded = &out[start..];
-        if decoded == "." || decoded == ".." {
-            return Err(refuse("path contains a dot segment (. or ..)"));
-        }
+        check_segment(&out.as_bytes()[start..])?;
     }
     Ok(out)
+}
+
+/// Refuses empty and dot segments (after decoding).
+fn check_segment(segment: &[u8]) -> Result<(), RequestInfoError> {
+    match segment {
+        b"" => Err(refuse("path contains an empty segment (//)")),
+        b"." | b".." => Err(refuse("path contains a dot segment (. or ..)")),
+        _ => Ok(()),
+    }
 }
 
 /// What sluice reads from the query string.
@@ -60,14 +72,17 @@ pub(super) fn scan_query(query: Option<&str>) -> Result<QueryFlags, RequestInfoE
     let Some(query) = query else {
         return Ok(flags);
     };
-    if query.contains(';') {
-        return Err(refuse("query contains ';', which Go ignores; refused"));
+    if query.as_bytes().contains(&b';') {
+        return Err(refuse("query contains ';', which Go ignores"));
     }
     let (mut seen_watch, mut seen_dry_run) = (false, false);
     let mut key_buf = String::new();
     let mut value_buf = String::new();
-    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-        let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+    for pair in split_ascii(query, b'&').filter(|pair| !pair.is_empty()) {
+        let (raw_key, raw_value) = match pair.bytes().position(|b| b == b'=') {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, ""),
+        };
         let key = decode_query_part(raw_key, &mut key_buf)?;
         match key {
             "watch" | "dryRun" => {}
@@ -98,6 +113,31 @@ pub(super) fn scan_query(query: Option<&str>) -> Result<QueryFlags, RequestInfoE
         }
     }
     Ok(flags)
+}
+
+/// Splits `text` at an ASCII `separator` with a plain byte loop (cheaper than a `char`
+/// pattern for the short strings of a request line).
+pub(super) fn split_ascii(text: &str, separator: u8) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let rest = &text.as_bytes()[start..];
+        match rest.iter().position(|&b| b == separator) {
+            Some(offset) => {
+                // Splitting at an ASCII byte always lands on a char boundary.
+                let piece = text.get(start..start + offset)?;
+                start += offset + 1;
+                Some(piece)
+            }
+            None => {
+                done = true;
+                text.get(start..)
+            }
+        }
+    })
 }
 
 /// The refusal every disguise gets: what is wrong, then "refused".

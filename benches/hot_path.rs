@@ -1,0 +1,86 @@
+//! The per-request cost of classification: parse + classify + decide, for a handful of
+//! representative requests (target ≤ 100 ns each).
+//!
+//!     cargo bench --bench hot_path
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Method, Uri};
+use sluice::classify::classify;
+use sluice::policy::Policy;
+use sluice::request_info::RequestInfo;
+
+const POLICY: &str = "
+protected_namespaces: [kube-system]
+agents:
+  claude-code:
+    rules:
+      - namespaces: ['dev-*', staging]
+        tiers: {0: allow, 1: allow, 2: escalate, 3: escalate, 4: deny}
+      - namespaces: ['*']
+        tiers: {0: allow}
+runbooks:
+  scale-web:
+    agents: [claude-code]
+    operations:
+      - {verbs: [patch, update], resources: [deployments/scale], namespaces: ['dev-*']}
+";
+
+const REQUESTS: &[(&str, Method, &str)] = &[
+    (
+        "get_pod",
+        Method::GET,
+        "/api/v1/namespaces/dev-a/pods/web-7d9f",
+    ),
+    (
+        "list_deployments",
+        Method::GET,
+        "/apis/apps/v1/namespaces/prod/deployments?limit=500",
+    ),
+    (
+        "watch_pods",
+        Method::GET,
+        "/api/v1/namespaces/dev-a/pods?watch=1&resourceVersion=1234",
+    ),
+    (
+        "runbook_scale",
+        Method::PATCH,
+        "/apis/apps/v1/namespaces/dev-a/deployments/web/scale",
+    ),
+    (
+        "read_secret_denied",
+        Method::GET,
+        "/api/v1/namespaces/prod/secrets/db",
+    ),
+    (
+        "exec_denied",
+        Method::POST,
+        "/api/v1/namespaces/dev-a/pods/web/exec?command=sh&stdin=true",
+    ),
+    ("discovery", Method::GET, "/apis/apps/v1"),
+];
+
+fn hot_path(c: &mut Criterion) {
+    let policy = match Policy::from_yaml(POLICY, Path::new("bench.yaml")) {
+        Ok(policy) => policy,
+        Err(err) => panic!("bench policy: {err}"),
+    };
+    let mut group = c.benchmark_group("parse_classify_decide");
+    for (name, method, uri) in REQUESTS {
+        let uri: Uri = uri.parse().unwrap_or_else(|e| panic!("{uri}: {e}"));
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                let info = RequestInfo::parse(black_box(method), black_box(&uri), false);
+                let info = info.unwrap_or_else(|e| panic!("{e}"));
+                let class = classify(&info, &policy, "claude-code");
+                black_box(policy.decide("claude-code", &info, &class))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, hot_path);
+criterion_main!(benches);
