@@ -91,31 +91,8 @@ struct OperationFile {
 }
 
 /// Parses `text` (from `origin`) into the file's shape; errors name the key path.
-///
-/// Like `crate::yaml::parse_str`, except that a schema error is returned *from* the
-/// deserializer closure: serde-saphyr 2 otherwise goes on to look for a second document and
-/// reports "multiple YAML documents detected" instead of the real problem. Once
-/// `crate::yaml::parse_str` does the same, this can become a call to it.
 pub(super) fn parse_text(text: &str, origin: &Path) -> Result<PolicyFile, YamlError> {
-    let text = if text.trim().is_empty() { "{}" } else { text };
-    let mut key = String::new();
-    let outcome = serde_saphyr::with_deserializer_from_str(text, |de| {
-        serde_path_to_error::deserialize::<_, PolicyFile>(de).map_err(|err| {
-            let path = err.path().to_string();
-            if path != "." {
-                key = format!("{path}: ");
-            }
-            err.into_inner()
-        })
-    });
-    outcome.map_err(|err| {
-        let message = err.to_string();
-        YamlError::Parse {
-            path: origin.to_owned(),
-            key,
-            message: message.lines().next().unwrap_or_default().trim().to_owned(),
-        }
-    })
+    crate::yaml::parse_str(text, origin)
 }
 
 fn deny() -> Action {
