@@ -11,10 +11,9 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rand::TryRngCore;
-use serde::{Deserialize, Serialize};
 
 use super::init::{self, Ca, SECRET_MODE};
-use crate::authn::{Credentials, token_sha256};
+use crate::authn::{AgentSpec, Credentials, CredentialsFile, token_sha256};
 use crate::config::Config;
 
 /// What `agent add` was asked to do.
@@ -30,35 +29,6 @@ pub struct AddOptions {
     pub ca: Option<PathBuf>,
     /// The CA's key (for `--cert`); default `ca.key` beside the CA certificate.
     pub ca_key: Option<PathBuf>,
-}
-
-/// `credentials.yaml` as written: the same shape `authn` reads (which validates it).
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CredentialsFile {
-    #[serde(default)]
-    agents: Vec<AgentSpec>,
-    #[serde(default)]
-    approvers: Vec<ApproverSpec>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AgentSpec {
-    name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    token_sha256: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    spiffe_id: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    labels: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ApproverSpec {
-    name: String,
-    token_sha256: String,
 }
 
 /// How the agent will prove who it is.

@@ -2,16 +2,19 @@
 //! SHA-256, compared in constant time) or a client certificate whose SPIFFE id is listed in
 //! `credentials.yaml`. Approvers authenticate the same way on the admin listener only.
 
+mod file;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use http::HeaderMap;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::yaml::{self, YamlError};
+
+pub use file::{AgentSpec, ApproverSpec, CredentialsFile};
 
 /// How an agent proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,34 +70,6 @@ pub struct Credentials {
 struct AgentEntry {
     name: Arc<str>,
     labels: Arc<BTreeMap<String, String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CredentialsFile {
-    #[serde(default)]
-    agents: Vec<AgentSpec>,
-    #[serde(default)]
-    approvers: Vec<ApproverSpec>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AgentSpec {
-    name: String,
-    #[serde(default)]
-    token_sha256: Option<String>,
-    #[serde(default)]
-    spiffe_id: Option<String>,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ApproverSpec {
-    name: String,
-    token_sha256: String,
 }
 
 impl Credentials {
