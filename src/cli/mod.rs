@@ -1,6 +1,7 @@
 //! The `sluice` command line: one file per subcommand.
 
 mod agent;
+pub mod approvals;
 mod check_config;
 mod classify;
 mod init;
@@ -71,6 +72,8 @@ pub enum Command {
     /// Add, list or remove agents in the credentials file the config names.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// List, show, approve or deny held requests through the admin API.
+    Approvals(approvals::ApprovalsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +149,7 @@ pub fn run(cli: Cli) -> i32 {
         }),
         Command::Agent(AgentCommand::List { config }) => agent::list(&config),
         Command::Agent(AgentCommand::Remove { name, config }) => agent::remove(&name, &config),
+        Command::Approvals(args) => approvals::run(args),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The one integration-test binary: real sockets, real kubectl.
 
+mod approvals;
 mod double;
 mod flows;
 mod onboarding;
