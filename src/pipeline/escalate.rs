@@ -33,12 +33,18 @@ pub async fn hold(
     let view = approval_view(record, info, class, &body);
     let mut abandoned = record.decision_event();
     abandoned.decision = Some("abandoned");
-    let (held, view) = approvals.hold(view, abandoned).map_err(|max_pending| {
-        tracing::warn!(max_pending, "approval queue full; refusing");
-        Refusal::TooManyPending {
-            retry_after_secs: 30,
+    let (held, view) = match approvals.hold(view, abandoned) {
+        Ok(held) => held,
+        Err(max_pending) => {
+            tracing::warn!(max_pending, "approval queue full; refusing");
+            // The escalation is on record; the log says why it went no further.
+            record.event.decision = Some("deny");
+            record.event.reason = Some(format!("approval queue full ({max_pending} pending)"));
+            return Err(Refusal::TooManyPending {
+                retry_after_secs: 30,
+            });
         }
-    })?;
+    };
     tracing::info!(approval.id = %view.id, "held for approval: {escalation_message}");
     let started = std::time::Instant::now();
     let outcome = held.wait().await;
