@@ -1,5 +1,6 @@
 //! The one integration-test binary: real sockets, real kubectl.
 
 mod double;
+mod hardening;
 mod proxy;
 mod support;
