@@ -9,7 +9,7 @@ mod paths;
 mod upgrades;
 
 /// Reads only: anything at T1 or above is denied. What a disguise must not get past.
-pub(super) const T0_ONLY: &str = "default: deny
+pub(crate) const T0_ONLY: &str = "default: deny
 agents:
   claude-code:
     rules:

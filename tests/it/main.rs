@@ -1,6 +1,7 @@
 //! The one integration-test binary: real sockets, real kubectl.
 
 mod double;
+mod faults;
 mod hardening;
 mod proxy;
 mod support;

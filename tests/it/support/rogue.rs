@@ -165,6 +165,8 @@ async fn serve(
             let _ = tls.write_all(&vec![b'x'; n]).await;
             let _ = tls.flush().await;
             written.fetch_add(n as u64, Ordering::SeqCst);
+            // Let the head and the first bytes reach the agent before the reset.
+            tokio::time::sleep(Duration::from_millis(300)).await;
             reset(tls);
         }
         Behaviour::ResetMidWatch => {
