@@ -37,6 +37,7 @@ pub struct Metrics {
     audit_write_errors: Counter,
     upstream_errors: Counter,
     policy_reloads: Family<ReloadLabels, Counter>,
+    credentials_reloads: Family<ReloadLabels, Counter>,
     audit_source: Mutex<Option<AuditSource>>,
 }
 
@@ -68,6 +69,7 @@ impl Metrics {
         let audit_write_errors = Counter::default();
         let upstream_errors = Counter::default();
         let policy_reloads = Family::<ReloadLabels, Counter>::default();
+        let credentials_reloads = Family::<ReloadLabels, Counter>::default();
         // Counters get their `_total` suffix from the encoder.
         registry.register(
             "sluice_requests",
@@ -109,6 +111,11 @@ impl Metrics {
             "Policy reloads by result (ok, error: the last good policy stays)",
             policy_reloads.clone(),
         );
+        registry.register(
+            "sluice_credentials_reloads",
+            "Credentials reloads by result (ok, error: the last good credentials stay)",
+            credentials_reloads.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -119,6 +126,7 @@ impl Metrics {
             audit_write_errors,
             upstream_errors,
             policy_reloads,
+            credentials_reloads,
             audit_source: Mutex::new(None),
         }
     }
@@ -150,6 +158,14 @@ impl Metrics {
     pub fn policy_reload(&self, ok: bool) {
         let result = if ok { "ok" } else { "error" };
         self.policy_reloads
+            .get_or_create(&ReloadLabels { result })
+            .inc();
+    }
+
+    /// A credentials reload attempt; `ok: false` means the last good credentials were kept.
+    pub fn credentials_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.credentials_reloads
             .get_or_create(&ReloadLabels { result })
             .inc();
     }

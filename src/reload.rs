@@ -46,7 +46,9 @@ where
             interval.tick().await;
             ticks = ticks.wrapping_add(1);
             let meta = metadata_key(&path);
-            if meta == last_meta && !ticks.is_multiple_of(REHASH_EVERY) {
+            // The first tick always reads: the file may have changed between the owner's
+            // load and this task's first look at the metadata.
+            if ticks > 1 && meta == last_meta && !ticks.is_multiple_of(REHASH_EVERY) {
                 continue;
             }
             last_meta = meta;
@@ -107,5 +109,22 @@ mod tests {
         std::fs::write(&path, "ccc").unwrap();
         tokio::time::sleep(POLL_INTERVAL * (REHASH_EVERY + 2)).await;
         assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sees_a_change_made_before_the_first_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.yaml");
+        std::fs::write(&path, "a").unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let _task = watch(path.clone(), sha256_hex(b"a"), move |change| {
+            if let Change::Contents { bytes, .. } = change {
+                let _ = tx.send(bytes.to_vec());
+            }
+        });
+        // Changed after the owner loaded it, before the watcher task ever ran.
+        std::fs::write(&path, "b").unwrap();
+        let seen = tokio::time::timeout(POLL_INTERVAL * 2, rx.recv()).await;
+        assert_eq!(seen.unwrap().unwrap(), b"b");
     }
 }

@@ -79,6 +79,7 @@ pub async fn run(
             config.credentials.clone(),
             credentials_sha,
             credentials.clone(),
+            metrics.clone(),
         ),
         watch_policy(
             config.policy.clone(),
@@ -226,6 +227,7 @@ fn watch_credentials(
     path: PathBuf,
     sha: String,
     current: Arc<ArcSwap<Credentials>>,
+    metrics: Arc<Metrics>,
 ) -> tokio::task::JoinHandle<()> {
     let shown = path.display().to_string();
     reload::watch(path.clone(), sha, move |change| match change {
@@ -233,14 +235,17 @@ fn watch_credentials(
             match Credentials::from_yaml(&String::from_utf8_lossy(bytes), &path) {
                 Ok(fresh) => {
                     current.store(Arc::new(fresh));
+                    metrics.credentials_reload(true);
                     tracing::info!(file = %shown, %sha256, "credentials reloaded");
                 }
                 Err(err) => {
+                    metrics.credentials_reload(false);
                     tracing::error!(error = %err, "credentials not reloaded; keeping the last good ones")
                 }
             }
         }
         Change::Unreadable(err) => {
+            metrics.credentials_reload(false);
             tracing::error!(file = %shown, error = %err, "credentials unreadable; keeping the last good ones")
         }
     })

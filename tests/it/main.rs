@@ -1,8 +1,11 @@
 //! The one integration-test binary: real sockets, real kubectl.
 
 mod approvals;
+mod crash;
 mod double;
+mod faults;
 mod flows;
+mod hardening;
 mod onboarding;
 mod proxy;
 mod support;

@@ -5,6 +5,7 @@
 
 pub mod apiserver;
 mod body;
+pub mod certs;
 pub mod client;
 mod discovery;
 mod exec;
@@ -14,7 +15,10 @@ mod objects;
 pub mod pki;
 mod portforward;
 mod protobuf;
+pub mod raw;
 mod remotecommand;
+pub mod rogue;
+pub mod rss;
 pub mod sluice;
 mod spdy;
 mod spdy_dictionary;

@@ -1,0 +1,135 @@
+//! The disk under the audit log fills up while sluice serves: requests are refused with
+//! 503 and reach nothing; once space is back they flow again and the log verifies.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::eventually;
+use crate::support::ApiServer;
+use crate::support::raw::{self, exchange, status};
+use crate::support::sluice::{Options, Sluice};
+
+const PODS: &str = "/api/v1/namespaces/default/pods";
+
+/// A small tmpfs, unmounted when dropped. Needs root (CAP_SYS_ADMIN).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk { dir })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a filler file until the disk is full.
+    fn fill(&self) {
+        let mut filler = std::fs::File::create(self.path("filler")).unwrap();
+        let block = [0u8; 1024];
+        while filler.write_all(&block).is_ok() {}
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn verify(path: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("verify")
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_everything_and_forwards_nothing_until_space_returns() {
+    let Some(disk) = SmallDisk::mount("256k") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start_with(
+        &api,
+        Options {
+            audit_sync: "fsync",
+            ..Options::default()
+        },
+    )
+    .await;
+    let log = disk.path("audit.jsonl");
+    let config = std::fs::read_to_string(sluice.path("sluice.yaml")).unwrap();
+    let moved = config.replace("path: audit.jsonl", &format!("path: \"{}\"", log.display()));
+    assert_ne!(config, moved);
+    std::fs::write(sluice.path("sluice.yaml"), moved).unwrap();
+    let sluice = sluice.restart().await;
+    assert_eq!(status(&exchange(&sluice, &raw::get(PODS)).await), 200);
+
+    disk.fill();
+    // The log's last page may still hold a few lines; the first refusal comes soon after.
+    let mut first_refusal = None;
+    for _ in 0..50 {
+        let text = exchange(&sluice, &raw::get(PODS)).await;
+        if status(&text) == 503 {
+            first_refusal = Some(text);
+            break;
+        }
+        assert_eq!(status(&text), 200, "{text}");
+    }
+    assert!(
+        first_refusal.is_some(),
+        "a full disk never refused a request"
+    );
+    let forwarded = api.requests().len();
+    for _ in 0..20 {
+        let text = exchange(&sluice, &raw::get(PODS)).await;
+        assert_eq!(status(&text), 503, "{text}");
+        assert!(text.contains("audit log"), "{text}");
+    }
+    assert_eq!(
+        api.requests().len(),
+        forwarded,
+        "forwarded without a durable decision"
+    );
+
+    disk.free();
+    eventually("requests flow again", &sluice, || async {
+        status(&exchange(&sluice, &raw::get(PODS)).await) == 200
+    })
+    .await;
+    let out = verify(&log);
+    assert!(
+        out.status.success(),
+        "verify after ENOSPC: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every request the upstream saw has its decision in the log.
+    let text = std::fs::read_to_string(&log).unwrap();
+    for r in api.requests() {
+        let id = r.header("x-request-id").unwrap();
+        assert!(
+            text.contains(&format!("\"request_id\":\"{id}\"")),
+            "{id} not in the log"
+        );
+    }
+}

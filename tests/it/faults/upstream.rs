@@ -1,0 +1,183 @@
+//! The upstream refuses, resets, stalls, or presents a certificate sluice must not trust;
+//! its token file rotates or vanishes.
+
+use std::time::Duration;
+
+use super::eventually;
+use crate::support::ApiServer;
+use crate::support::TestCa;
+use crate::support::raw::{self, assert_still_serving, exchange, status};
+use crate::support::rogue::{Behaviour, Rogue};
+use crate::support::rss::open_fds;
+use crate::support::sluice::{Options, Sluice};
+
+const PODS: &str = "/api/v1/namespaces/default/pods";
+
+async fn with_upstream(api: &ApiServer, upstream: String) -> Sluice {
+    Sluice::start_with(
+        api,
+        Options {
+            upstream: Some(upstream),
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+/// The `complete` event of the request whose response was `text`.
+async fn completion(sluice: &Sluice, text: &str) -> serde_json::Value {
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("the response carries X-Request-ID")
+        .trim()
+        .to_owned();
+    sluice
+        .wait_for_event("the completion", |e| {
+            e["stage"] == "complete" && e["request_id"] == id.as_str()
+        })
+        .await
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_502_with_a_complete_event() {
+    let api = ApiServer::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let upstream = format!(
+        "upstream: {{server: \"https://127.0.0.1:{port}\", ca: upstream-ca.crt, token_file: upstream-token, connect_timeout: 1s}}\n"
+    );
+    let sluice = with_upstream(&api, upstream).await;
+    let text = exchange(&sluice, &raw::get(PODS)).await;
+    assert_eq!(status(&text), 502, "{text}");
+    let event = completion(&sluice, &text).await;
+    assert_eq!(event["status"], 502);
+    assert!(
+        event["reason"].as_str().unwrap().contains("upstream"),
+        "{event}"
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_with_a_certificate_from_another_ca_is_a_502() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    // Replace the trusted upstream CA before sluice connects: sluice read it at start, so
+    // start a second sluice whose CA file is some other CA.
+    let other = TestCa::new("not the apiserver's CA");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = other.write_cert(dir.path(), "ca.crt");
+    let upstream = format!(
+        "upstream: {{server: \"{}\", ca: \"{}\", token_file: upstream-token}}\n",
+        api.url(),
+        ca.display()
+    );
+    let wrong = with_upstream(&api, upstream).await;
+    let text = exchange(&wrong, &raw::get(PODS)).await;
+    assert_eq!(status(&text), 502, "{text}");
+    assert!(
+        api.requests().is_empty(),
+        "a request crossed an untrusted TLS session"
+    );
+    assert_eq!(completion(&wrong, &text).await["status"], 502);
+    assert_still_serving(&sluice).await;
+}
+
+#[tokio::test]
+async fn a_slow_upstream_is_a_504_and_sluice_lets_go_of_it() {
+    let api = ApiServer::start().await;
+    let upstream = format!(
+        "upstream: {{server: \"{}\", ca: upstream-ca.crt, token_file: upstream-token, timeout: 1s}}\n",
+        api.url()
+    );
+    let sluice = with_upstream(&api, upstream).await;
+    assert_still_serving(&sluice).await;
+    let baseline = open_fds(sluice.pid());
+    api.set_response_delay(Duration::from_secs(3));
+    let text = exchange(&sluice, &raw::get(PODS)).await;
+    assert_eq!(status(&text), 504, "{text}");
+    assert_eq!(completion(&sluice, &text).await["status"], 504);
+    api.set_response_delay(Duration::ZERO);
+    assert_still_serving(&sluice).await;
+    assert!(
+        open_fds(sluice.pid()) <= baseline + 2,
+        "fds {baseline} → {}",
+        open_fds(sluice.pid())
+    );
+}
+
+#[tokio::test]
+async fn a_reset_mid_response_is_recorded_in_the_complete_event() {
+    let rogue = Rogue::start(Behaviour::ResetMidResponse(1000)).await;
+    let api = ApiServer::start().await;
+    let sluice = with_upstream(&api, rogue.upstream_config("5s")).await;
+    let text = exchange(&sluice, &raw::get(PODS)).await;
+    assert_eq!(status(&text), 200, "the head had already gone: {text}");
+    // The agent's connection is cut too: it never mistakes the truncated body for a whole one.
+    assert!(text.len() < 1_000_000, "a truncated body looked complete");
+    let event = completion(&sluice, &text).await;
+    let reason = event["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("upstream stream failed"), "{event}");
+    assert!(event["bytes"].as_u64().unwrap() <= 1000, "{event}");
+    assert_eq!(rogue.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_reset_mid_watch_is_recorded_and_the_agent_sees_the_stream_end() {
+    let rogue = Rogue::start(Behaviour::ResetMidWatch).await;
+    let api = ApiServer::start().await;
+    let sluice = with_upstream(&api, rogue.upstream_config("5s")).await;
+    let text = exchange(&sluice, &raw::get(&format!("{PODS}?watch=1"))).await;
+    assert_eq!(status(&text), 200, "{text}");
+    assert!(
+        text.contains("\"ADDED\""),
+        "the event before the reset arrived: {text}"
+    );
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "a reset must not look like a clean end: {text}"
+    );
+    let event = completion(&sluice, &text).await;
+    assert!(
+        event["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("upstream stream failed"),
+        "{event}"
+    );
+    eventually("the rogue's connection is closed", &sluice, || async {
+        rogue.open.load(std::sync::atomic::Ordering::SeqCst) == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_upstream_token_file_rotates_and_its_deletion_keeps_the_last_token() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    let token = sluice.path("upstream-token");
+    assert_still_serving(&sluice).await;
+    // Rotated to a token the double does not know: the double now says 401.
+    std::fs::write(&token, "rotated-but-wrong").unwrap();
+    eventually("the rotated token is used", &sluice, || async {
+        status(&exchange(&sluice, &raw::get(PODS)).await) == 401
+    })
+    .await;
+    assert_eq!(
+        api.requests().last().unwrap().header("authorization"),
+        Some("Bearer rotated-but-wrong")
+    );
+    std::fs::write(&token, api.token()).unwrap();
+    eventually("the good token is back", &sluice, || async {
+        status(&exchange(&sluice, &raw::get(PODS)).await) == 200
+    })
+    .await;
+    // Deleted (a projected volume mid-swap): the last good token keeps working.
+    std::fs::remove_file(&token).unwrap();
+    eventually("the deletion is noticed", &sluice, || async {
+        sluice.log().contains("upstream token file unreadable")
+    })
+    .await;
+    assert_still_serving(&sluice).await;
+}

@@ -1,0 +1,184 @@
+//! Connection attacks: not-TLS on the TLS port, certificates sluice must not trust,
+//! slowloris, and a client that never reads what it asked for.
+
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+
+use crate::support::ApiServer;
+use crate::support::certs::DatedCa;
+use crate::support::raw::{self, assert_still_serving, read_until_close, status, tls_config};
+use crate::support::rogue::{Behaviour, Rogue};
+use crate::support::rss::{open_fds, rss_kib};
+use crate::support::sluice::{Options, Sluice};
+
+const SPIFFE: &str = "spiffe://sluice.local/agent/cert-bot";
+
+#[tokio::test]
+async fn plaintext_and_random_bytes_on_the_tls_port_get_no_http() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    let mut noise = vec![0u8; 64 * 1024];
+    rand::rng().fill_bytes(&mut noise);
+    for bytes in [raw::get("/api/v1/namespaces/default/secrets"), noise] {
+        let mut tcp = TcpStream::connect(sluice.addr).await.unwrap();
+        let _ = tcp.write_all(&bytes).await;
+        let text = read_until_close(&mut tcp).await;
+        assert!(!text.contains("HTTP/1."), "{text}");
+    }
+    assert!(api.requests().is_empty());
+    assert_still_serving(&sluice).await;
+}
+
+/// Sends one request with `identity` and returns the status (0: no HTTP response at all).
+async fn status_with_cert(sluice: &Sluice, identity: Option<(&str, &str)>) -> u16 {
+    let config = tls_config(&sluice.ca.cert_pem(), &[b"http/1.1"], identity);
+    let Ok(mut tls) = raw::connect(sluice.addr, config).await else {
+        return 0;
+    };
+    let request =
+        b"GET /api/v1/namespaces/default/pods HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    if tls.write_all(request).await.is_err() {
+        return 0;
+    }
+    status(&read_until_close(&mut tls).await)
+}
+
+#[tokio::test]
+async fn client_certificates_sluice_must_not_trust_fail_the_handshake() {
+    let api = ApiServer::start().await;
+    let trusted = DatedCa::new();
+    let sluice = Sluice::start_with(
+        &api,
+        Options {
+            policy: "default: allow\nagents: {}\n".into(),
+            cert_agents: vec![("cert-bot".into(), SPIFFE.into())],
+            agents_ca: Some(trusted.cert_pem.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let good = trusted.issue(SPIFFE, 2020, 2090);
+    assert_eq!(
+        status_with_cert(&sluice, Some((&good.0, &good.1))).await,
+        200
+    );
+    let foreign = DatedCa::new().issue(SPIFFE, 2020, 2090);
+    let expired = trusted.issue(SPIFFE, 2000, 2010);
+    let not_yet = trusted.issue(SPIFFE, 2080, 2090);
+    for (what, (cert, key)) in [
+        ("foreign CA", foreign),
+        ("expired", expired),
+        ("not yet valid", not_yet),
+    ] {
+        let code = status_with_cert(&sluice, Some((&cert, &key))).await;
+        assert_eq!(code, 0, "{what}: sluice answered HTTP {code}");
+    }
+    // Without a certificate the connection is fine but unauthenticated.
+    assert_eq!(status_with_cert(&sluice, None).await, 401);
+    assert_eq!(
+        api.requests().len(),
+        1,
+        "only the trusted certificate's request"
+    );
+}
+
+#[tokio::test]
+async fn slowloris_connections_are_closed_after_the_header_timeout() {
+    const CONNECTIONS: usize = 500;
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start_with(
+        &api,
+        Options {
+            extra_config: "limits: {header_read_timeout: 1s}".into(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let baseline = open_fds(sluice.pid());
+    let config = tls_config(&sluice.ca.cert_pem(), &[b"http/1.1"], None);
+    let mut slow = JoinSet::new();
+    for _ in 0..CONNECTIONS {
+        let config = config.clone();
+        let addr = sluice.addr;
+        slow.spawn(async move {
+            let mut tls = raw::connect(addr, config).await.unwrap();
+            tls.write_all(b"GET /api/v1/namespaces/default/pods HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+            let sent = Instant::now();
+            let _ = read_until_close(&mut tls).await;
+            sent.elapsed()
+        });
+    }
+    assert_still_serving(&sluice).await;
+    let mut closed = 0;
+    while let Some(held) = slow.join_next().await {
+        let held = held.unwrap();
+        assert!(
+            held < Duration::from_secs(8),
+            "a slow connection was held {held:?}"
+        );
+        closed += 1;
+    }
+    assert_eq!(closed, CONNECTIONS);
+    // sluice let go of the sockets too.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open_fds(sluice.pid()) > baseline + 10 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        open_fds(sluice.pid()) <= baseline + 10,
+        "{} fds",
+        open_fds(sluice.pid())
+    );
+    assert_still_serving(&sluice).await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_does_not_grow_sluice() {
+    let rogue = Rogue::start(Behaviour::StreamForever).await;
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start_with(
+        &api,
+        Options {
+            upstream: Some(rogue.upstream_config("5s")),
+            ..Options::default()
+        },
+    )
+    .await;
+    let before = rss_kib(sluice.pid());
+    let mut stalled = raw::connect_h1(&sluice).await;
+    stalled
+        .write_all(&raw::get("/api/v1/namespaces/default/pods?watch=1"))
+        .await
+        .unwrap();
+    // Wait until the rogue's writes stall (backpressure all the way), then check memory.
+    let mut last = u64::MAX;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = rogue.written.load(std::sync::atomic::Ordering::SeqCst);
+        if now == last && now > 0 || Instant::now() > deadline {
+            break;
+        }
+        last = now;
+    }
+    let written = rogue.written.load(std::sync::atomic::Ordering::SeqCst);
+    let after = rss_kib(sluice.pid());
+    assert!(
+        written < 64 << 20,
+        "the rogue wrote {written} bytes into sluice"
+    );
+    assert!(after < before + 32 * 1024, "RSS {before} KiB → {after} KiB");
+    drop(stalled);
+    // The agent left: sluice drops the upstream stream too, and records the completion.
+    sluice
+        .wait_for_event("the abandoned stream's completion", |e| {
+            e["stage"] == "complete"
+        })
+        .await;
+}

@@ -1,0 +1,194 @@
+//! A misbehaving upstream for fault tests: speaks just enough HTTP/1.1 over TLS to answer
+//! sluice, then streams forever, resets mid-response or mid-watch, or refuses an upgrade.
+//! It records the X-Request-ID of each request and counts the bytes it managed to write.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use super::pki::{self, TestCa};
+
+/// What the rogue does once it has read a request head.
+#[derive(Clone, Copy, Debug)]
+pub enum Behaviour {
+    /// 200 with a chunked body that never ends, written as fast as the peer reads.
+    StreamForever,
+    /// 200 promising 1 MB, sends `n` bytes, then resets the connection.
+    ResetMidResponse(usize),
+    /// A chunked watch stream: one event, then a reset.
+    ResetMidWatch,
+    /// 400 Status to anything (an upgrade whose 101 never comes).
+    BadRequest,
+}
+
+/// The running rogue; stops accepting when dropped.
+pub struct Rogue {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    pub request_ids: Arc<Mutex<Vec<String>>>,
+    pub written: Arc<AtomicU64>,
+    pub open: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Rogue {
+    pub async fn start(behaviour: Behaviour) -> Rogue {
+        let ca = TestCa::new("rogue CA");
+        let dir = tempfile::tempdir().unwrap();
+        ca.write_cert(dir.path(), "ca.crt");
+        pki::write_file(dir.path(), "token", "rogue-token");
+        let (cert, key) = ca.issue_server(&["127.0.0.1"]);
+        let acceptor = acceptor(&cert, &key);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let request_ids = Arc::new(Mutex::new(Vec::new()));
+        let written = Arc::new(AtomicU64::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
+        let (ids, count, opened) = (request_ids.clone(), written.clone(), open.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, ids, count, opened) =
+                    (acceptor.clone(), ids.clone(), count.clone(), opened.clone());
+                tokio::spawn(async move {
+                    opened.fetch_add(1, Ordering::SeqCst);
+                    serve(tcp, acceptor, behaviour, ids, count).await;
+                    opened.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Rogue {
+            port,
+            dir,
+            request_ids,
+            written,
+            open,
+            task,
+        }
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// The `upstream:` section that points sluice at the rogue.
+    pub fn upstream_config(&self, timeout: &str) -> String {
+        format!(
+            "upstream: {{server: \"https://127.0.0.1:{}\", ca: \"{}\", token_file: \"{}\", timeout: {timeout}}}\n",
+            self.port,
+            self.ca_path().display(),
+            self.dir.path().join("token").display()
+        )
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.request_ids.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Rogue {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn acceptor(cert_pem: &str, key_pem: &str) -> TlsAcceptor {
+    let certs = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
+        .unwrap()
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsAcceptor::from(Arc::new(config))
+}
+
+async fn serve(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    behaviour: Behaviour,
+    ids: Arc<Mutex<Vec<String>>>,
+    written: Arc<AtomicU64>,
+) {
+    let Ok(mut tls) = acceptor.accept(tcp).await else {
+        return;
+    };
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tls.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    if let Some(id) = text
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id:"))
+        .map(|v| v.trim().to_owned())
+    {
+        ids.lock().unwrap().push(id);
+    }
+    let reset = |tls: tokio_rustls::server::TlsStream<TcpStream>| {
+        let (tcp, _) = tls.into_inner();
+        #[allow(deprecated)]
+        let _ = tcp.set_linger(Some(Duration::ZERO));
+        drop(tcp);
+    };
+    match behaviour {
+        Behaviour::StreamForever => {
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                        Transfer-Encoding: chunked\r\n\r\n";
+            if tls.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+            while tls.write_all(chunk.as_bytes()).await.is_ok() {
+                written.fetch_add(0x10000, Ordering::SeqCst);
+            }
+        }
+        Behaviour::ResetMidResponse(n) => {
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                        Content-Length: 1000000\r\n\r\n";
+            let _ = tls.write_all(head.as_bytes()).await;
+            let _ = tls.write_all(&vec![b'x'; n]).await;
+            let _ = tls.flush().await;
+            written.fetch_add(n as u64, Ordering::SeqCst);
+            // Let the head and the first bytes reach the agent before the reset.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            reset(tls);
+        }
+        Behaviour::ResetMidWatch => {
+            let event = r#"{"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","namespace":"default","resourceVersion":"1"}}}"#;
+            let body = format!("{:x}\r\n{event}\n\r\n", event.len() + 1);
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                        Transfer-Encoding: chunked\r\n\r\n";
+            let _ = tls.write_all(head.as_bytes()).await;
+            let _ = tls.write_all(body.as_bytes()).await;
+            let _ = tls.flush().await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            reset(tls);
+        }
+        Behaviour::BadRequest => {
+            let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no upgrade for you","reason":"BadRequest","code":400}"#;
+            let response = format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.write_all(response.as_bytes()).await;
+            let _ = tls.shutdown().await;
+        }
+    }
+}
