@@ -16,6 +16,9 @@
 
 mod normalise;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use http::{Method, Uri};
 
 use normalise::{QueryFlags, normalise_path, scan_query};
