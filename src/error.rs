@@ -23,6 +23,8 @@ pub enum Refusal {
     UriTooLong(usize),
     /// A held request's body exceeds `approvals.max_body_bytes`.
     PayloadTooLarge(String),
+    /// A held request's body did not arrive in time (a slow-body client holding a task).
+    BodyTimeout(String),
     /// Too many requests are already held for approval.
     TooManyPending { retry_after_secs: u64 },
     /// The audit log cannot be written: nothing may be forwarded (fail closed).
@@ -44,6 +46,7 @@ impl Refusal {
             Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
             Refusal::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Refusal::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Refusal::TooManyPending { .. } => StatusCode::TOO_MANY_REQUESTS,
             Refusal::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
@@ -59,6 +62,7 @@ impl Refusal {
             Refusal::Impersonation | Refusal::Forbidden(_) => "Forbidden",
             Refusal::BadRequest(_) | Refusal::UriTooLong(_) => "BadRequest",
             Refusal::PayloadTooLarge(_) => "RequestEntityTooLarge",
+            Refusal::BodyTimeout(_) => "Timeout",
             Refusal::TooManyPending { .. } => "TooManyRequests",
             Refusal::AuditUnavailable => "ServiceUnavailable",
             Refusal::UpstreamUnreachable(_) => "ServiceUnavailable",
@@ -75,9 +79,10 @@ impl Refusal {
                 "sluice: Impersonate-* headers are not allowed; sluice decides who the request runs as"
                     .into()
             }
-            Refusal::BadRequest(m) | Refusal::Forbidden(m) | Refusal::PayloadTooLarge(m) => {
-                m.clone()
-            }
+            Refusal::BadRequest(m)
+            | Refusal::Forbidden(m)
+            | Refusal::PayloadTooLarge(m)
+            | Refusal::BodyTimeout(m) => m.clone(),
             Refusal::UriTooLong(limit) => {
                 format!("sluice: the request URI is longer than {limit} bytes")
             }

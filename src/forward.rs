@@ -243,9 +243,39 @@ fn rewrite_request_headers(headers: &mut HeaderMap, upgrade: bool) {
     headers.remove(header::HOST);
     headers.remove(X_REQUEST_ID);
     headers.remove(AUDIT_ID);
+    strip_identity(headers);
     if upgrade && let Some(value) = upgrade_value {
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         headers.insert(header::UPGRADE, value);
+    }
+}
+
+/// Identity the apiserver may accept besides `Authorization`: front-proxy headers
+/// (`X-Remote-User`, `-Group`, `-Extra-*`; trusted from a requestheader client certificate)
+/// and a bearer token carried as a WebSocket subprotocol (its protocol authenticator).
+fn strip_identity(headers: &mut HeaderMap) {
+    let remote: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-remote-"))
+        .cloned()
+        .collect();
+    for name in remote {
+        headers.remove(name);
+    }
+    let protocols: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !p.starts_with("base64url.bearer.authorization.k8s.io"))
+        .map(str::to_owned)
+        .collect();
+    headers.remove(header::SEC_WEBSOCKET_PROTOCOL);
+    if let Ok(value) = HeaderValue::from_str(&protocols.join(", "))
+        && !protocols.is_empty()
+    {
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
     }
 }
 
@@ -320,6 +350,12 @@ mod tests {
             ("proxy-authorization", "Basic x"),
             ("te", "trailers"),
             ("host", "sluice.local"),
+            ("x-remote-user", "system:admin"),
+            ("x-remote-extra-scopes", "all"),
+            (
+                "sec-websocket-protocol",
+                "base64url.bearer.authorization.k8s.io.dG9r",
+            ),
             ("accept", "application/json"),
         ] {
             headers.append(k, v.parse().unwrap());
@@ -336,7 +372,9 @@ mod tests {
         headers.insert("upgrade", "websocket".parse().unwrap());
         headers.insert(
             "sec-websocket-protocol",
-            "v5.channel.k8s.io".parse().unwrap(),
+            "base64url.bearer.authorization.k8s.io.dG9r, v5.channel.k8s.io"
+                .parse()
+                .unwrap(),
         );
         rewrite_request_headers(&mut headers, true);
         assert_eq!(headers["connection"], "Upgrade");

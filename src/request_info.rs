@@ -18,6 +18,9 @@ mod normalise;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use http::{Method, Uri};
 
 use normalise::{QueryFlags, normalise_path, scan_query, split_ascii};

@@ -26,6 +26,9 @@ mod timestamp;
 pub mod verify;
 mod writer;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use event::{AuditEvent, Stage};
 pub use file::Faults;
 

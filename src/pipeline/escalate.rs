@@ -27,7 +27,17 @@ pub async fn hold(
     let approvals = &proxy.approvals;
     let max = approvals.config().max_body_bytes;
     let (parts, body) = request.into_parts();
-    let body = read_body(body, max).await?;
+    // The body must arrive within the time the request could be held at all; a client
+    // that stops sending mid-body would otherwise hold this task and its connection forever.
+    let within = approvals.config().timeout_for(class.tier.as_u8());
+    let body = tokio::time::timeout(within, read_body(body, max))
+        .await
+        .map_err(|_| {
+            Refusal::BodyTimeout(format!(
+                "sluice: the request body did not arrive within {}s",
+                within.as_secs()
+            ))
+        })??;
     proxy.record_durably(record).await?;
 
     let view = approval_view(record, info, class, &body);

@@ -181,3 +181,39 @@ async fn the_upstream_token_file_rotates_and_its_deletion_keeps_the_last_token()
     .await;
     assert_still_serving(&sluice).await;
 }
+
+#[tokio::test]
+async fn agents_that_vanish_mid_watch_leak_no_upstream_watch_or_socket() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    assert_still_serving(&sluice).await;
+    let baseline = open_fds(sluice.pid());
+    let mut agents = Vec::new();
+    for _ in 0..20 {
+        let mut tls = raw::connect_h1(&sluice).await;
+        tls.write_all(&raw::get(&format!("{PODS}?watch=1")))
+            .await
+            .unwrap();
+        let mut first = [0u8; 64];
+        let n = tls.read(&mut first).await.unwrap();
+        assert!(first[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &first[..n]);
+        agents.push(tls);
+    }
+    eventually("20 watches are open upstream", &sluice, || async {
+        api.open_watches() == 20
+    })
+    .await;
+    drop(agents);
+    eventually("every upstream watch is released", &sluice, || async {
+        api.open_watches() == 0
+    })
+    .await;
+    eventually(
+        "sluice's sockets are back to where they were",
+        &sluice,
+        || async { open_fds(sluice.pid()) <= baseline + 2 },
+    )
+    .await;
+    assert_still_serving(&sluice).await;
+}

@@ -95,3 +95,37 @@ async fn a_body_on_a_get_changes_nothing_and_invalid_json_is_the_upstreams_to_re
     assert_eq!(status(&text), 400, "{text}");
     assert_still_serving(&sluice).await;
 }
+
+#[tokio::test]
+async fn a_held_request_whose_body_never_finishes_is_let_go() {
+    use tokio::io::AsyncWriteExt;
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start_with(
+        &api,
+        Options {
+            policy: ESCALATE_WRITES.into(),
+            extra_config: "approvals: {timeout: 1s}\nlimits: {header_read_timeout: 1s}".into(),
+            ..Options::default()
+        },
+    )
+    .await;
+    // Promises 1000 bytes, sends 10, then goes quiet (a slowloris on the body).
+    let mut bytes = raw::request(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &["Content-Length: 1000", "Content-Type: application/json"],
+    );
+    bytes.extend_from_slice(b"{\"kind\":\"C");
+    let mut tls = raw::connect_h1(&sluice).await;
+    tls.write_all(&bytes).await.unwrap();
+    let started = std::time::Instant::now();
+    let text = raw::read_until_close(&mut tls).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "sluice held a half-sent body for {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status(&text), 408, "{text}");
+    assert!(api.requests().is_empty());
+    assert_still_serving(&sluice).await;
+}

@@ -1,6 +1,8 @@
 //! Connection attacks: not-TLS on the TLS port, certificates sluice must not trust,
 //! slowloris, and a client that never reads what it asked for.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
@@ -101,18 +103,26 @@ async fn slowloris_connections_are_closed_after_the_header_timeout() {
     let baseline = open_fds(sluice.pid());
     let config = tls_config(&sluice.ca.cert_pem(), &[b"http/1.1"], None);
     let mut slow = JoinSet::new();
+    let waiting = Arc::new(AtomicUsize::new(0));
     for _ in 0..CONNECTIONS {
         let config = config.clone();
         let addr = sluice.addr;
+        let waiting = waiting.clone();
         slow.spawn(async move {
             let mut tls = raw::connect(addr, config).await.unwrap();
             tls.write_all(b"GET /api/v1/namespaces/default/pods HTTP/1.1\r\nHost: x\r\n")
                 .await
                 .unwrap();
+            waiting.fetch_add(1, Ordering::SeqCst);
             let sent = Instant::now();
             let _ = read_until_close(&mut tls).await;
             sent.elapsed()
         });
+    }
+    // With all of them hanging, everyone else is still served.
+    while waiting.load(Ordering::SeqCst) < CONNECTIONS {
+        assert!(!slow.is_empty());
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_still_serving(&sluice).await;
     let mut closed = 0;
@@ -161,13 +171,13 @@ async fn a_client_that_never_reads_does_not_grow_sluice() {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = rogue.written.load(std::sync::atomic::Ordering::SeqCst);
+        let now = rogue.written.load(Ordering::SeqCst);
         if now == last && now > 0 || Instant::now() > deadline {
             break;
         }
         last = now;
     }
-    let written = rogue.written.load(std::sync::atomic::Ordering::SeqCst);
+    let written = rogue.written.load(Ordering::SeqCst);
     let after = rss_kib(sluice.pid());
     assert!(
         written < 64 << 20,

@@ -133,3 +133,30 @@ async fn continuation_flood_is_cut_off_with_bounded_memory() {
     assert!(api.requests().is_empty());
     assert_still_serving(&sluice).await;
 }
+
+#[tokio::test]
+async fn a_foreign_authority_over_http2_does_not_reach_the_upstream() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    let config = tls_config(&sluice.ca.cert_pem(), &[b"h2"], None);
+    let tls = connect(sluice.addr, config).await.unwrap();
+    let (client, connection) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = Request::get("https://evil.example:6443/api/v1/namespaces/default/pods")
+        .header("authorization", format!("Bearer {AGENT_TOKEN}"))
+        .header("host", "evil.example")
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = api.requests();
+    assert_eq!(seen.len(), 1);
+    for (name, value) in &seen[0].headers {
+        assert!(
+            !value.as_bytes().windows(4).any(|w| w == b"evil"),
+            "{name}: {value:?} reached the upstream"
+        );
+    }
+}

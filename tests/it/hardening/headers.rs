@@ -226,3 +226,34 @@ async fn the_upstream_sees_its_own_host_whatever_the_agent_says() {
         }
     }
 }
+
+#[tokio::test]
+async fn identity_headers_the_apiserver_might_trust_never_reach_it() {
+    let (api, sluice) = start("").await;
+    // Front-proxy (request-header) identity, and a bearer token smuggled as a WebSocket
+    // subprotocol (kube-apiserver's protocol authenticator reads it).
+    let text = exchange(
+        &sluice,
+        &raw::request(
+            "GET",
+            PODS,
+            &[
+                "X-Remote-User: system:admin",
+                "X-Remote-Group: system:masters",
+                "X-Remote-Extra-Scopes: all",
+                "Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.c3RvbGVu, v5.channel.k8s.io",
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status(&text), 200, "{text}");
+    let seen = api.requests();
+    let headers = &seen.last().unwrap().headers;
+    assert!(
+        headers.keys().all(|k| !k.as_str().starts_with("x-remote-")),
+        "{headers:?}"
+    );
+    for value in headers.get_all("sec-websocket-protocol") {
+        assert!(!value.to_str().unwrap().contains("bearer"), "{value:?}");
+    }
+}
