@@ -254,6 +254,16 @@ fn screen<B>(request: &Request<B>, limits: &LimitsConfig) -> Result<(), Refusal>
     if uri_len > limits.max_uri_bytes {
         return Err(Refusal::UriTooLong(limits.max_uri_bytes));
     }
+    let query = request.uri().query().unwrap_or_default();
+    if query
+        .split('&')
+        .any(|pair| record::is_token_param(record::key_of(pair)))
+    {
+        return Err(Refusal::BadRequest(format!(
+            "sluice: a token in the query string ({}) is not accepted; use the Authorization header",
+            record::TOKEN_PARAM
+        )));
+    }
     for name in METHOD_OVERRIDES {
         if request.headers().contains_key(name) {
             return Err(Refusal::BadRequest(format!(

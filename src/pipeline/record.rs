@@ -37,10 +37,11 @@ impl Record {
             .get(http::header::USER_AGENT)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         event.method = Some(request.method().as_str().to_owned());
-        event.path = Some(request.uri().path_and_query().map_or_else(
-            || request.uri().path().to_owned(),
-            |p| p.as_str().to_owned(),
-        ));
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| request.uri().path(), |p| p.as_str());
+        event.path = Some(redact_tokens(path_and_query));
         Record {
             event,
             started: Instant::now(),
@@ -96,6 +97,45 @@ impl Record {
             bytes: 0,
         }
     }
+}
+
+/// The query parameter some clients use to carry a bearer token.
+pub const TOKEN_PARAM: &str = "access_token";
+
+/// `path_and_query` with the value of any `access_token` parameter replaced, so no token
+/// is ever stored in the audit log (the request itself is refused).
+pub fn redact_tokens(path_and_query: &str) -> String {
+    let Some((path, query)) = path_and_query.split_once('?') else {
+        return path_and_query.to_owned();
+    };
+    if !query.split('&').any(|pair| is_token_param(key_of(pair))) {
+        return path_and_query.to_owned();
+    }
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let key = key_of(pair);
+            if is_token_param(key) {
+                format!("{key}=<redacted>")
+            } else {
+                pair.to_owned()
+            }
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
+/// The key of one `key=value` query pair.
+pub fn key_of(pair: &str) -> &str {
+    pair.split_once('=').map_or(pair, |(key, _)| key)
+}
+
+/// Whether a (possibly percent-encoded) query key names the token parameter.
+pub fn is_token_param(key: &str) -> bool {
+    key.len() >= TOKEN_PARAM.len()
+        && percent_encoding::percent_decode_str(key)
+            .decode_utf8_lossy()
+            .eq_ignore_ascii_case(TOKEN_PARAM)
 }
 
 /// Writes the request's `complete` event exactly once, when dropped.
@@ -196,5 +236,26 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_in_the_query_never_reach_the_record() {
+        assert_eq!(
+            redact_tokens("/api/v1/pods?watch=1&access_token=s3cret&x=y"),
+            "/api/v1/pods?watch=1&access_token=<redacted>&x=y"
+        );
+        assert_eq!(
+            redact_tokens("/api?Access%5Ftoken=s3cret"),
+            "/api?Access%5Ftoken=<redacted>"
+        );
+        assert_eq!(
+            redact_tokens("/api/v1/pods?limit=5"),
+            "/api/v1/pods?limit=5"
+        );
     }
 }
