@@ -27,7 +27,10 @@ pub async fn hold(
     let approvals = &proxy.approvals;
     let max = approvals.config().max_body_bytes;
     let (parts, body) = request.into_parts();
-    let body = read_body(body, max).await?;
+    // A refusal here is recorded as deny with its reason: the request was never held.
+    let body = read_body(body, max).await.inspect_err(|refusal| {
+        record.set_refused(refusal.message());
+    })?;
     proxy.record_durably(record).await?;
 
     let view = approval_view(record, info, class, &body);
@@ -35,6 +38,10 @@ pub async fn hold(
     abandoned.decision = Some("abandoned");
     let (held, view) = approvals.hold(view, abandoned).map_err(|max_pending| {
         tracing::warn!(max_pending, "approval queue full; refusing");
+        // The escalate event is written; this one says it ended there, not held.
+        record.set_refused(format!(
+            "approval queue full (approvals.max_pending {max_pending})"
+        ));
         Refusal::TooManyPending {
             retry_after_secs: 30,
         }
