@@ -13,6 +13,8 @@
 //! in the audit log by the pipeline (abandoned by [`Hold`]'s drop, as nothing else runs).
 
 mod notify;
+#[cfg(test)]
+mod tests;
 mod view;
 
 pub use notify::{signature, spawn as spawn_notifier};
@@ -319,11 +321,24 @@ impl Drop for Hold {
         let Some(mut event) = self.abandoned_event.take() else {
             return;
         };
-        if self.approvals.withdraw(&self.id, "abandoned").is_some() {
-            event.decision = Some("abandoned");
-            event.approval_latency_ms = Some(self.started.elapsed().as_millis() as u64);
-            self.approvals.audit.append_detached(event);
+        if self.approvals.withdraw(&self.id, "abandoned").is_none() {
+            // Decided in the moment before the agent went away: the decision was never acted
+            // on, and without this event the log would show the escalation and nothing after.
+            match self.verdict.try_recv() {
+                Ok(Outcome::Approved(approved)) => {
+                    event.approved_by = Some(approved.by);
+                    event.reason = Some("approved, but the agent went away first".into());
+                }
+                Ok(Outcome::Rejected { by, .. }) => {
+                    event.approved_by = Some(vec![by]);
+                    event.reason = Some("rejected, but the agent went away first".into());
+                }
+                Ok(Outcome::Expired { .. }) | Err(_) => return,
+            }
         }
+        event.decision = Some("abandoned");
+        event.approval_latency_ms = Some(self.started.elapsed().as_millis() as u64);
+        self.approvals.audit.append_detached(event);
     }
 }
 

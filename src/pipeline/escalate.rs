@@ -29,32 +29,31 @@ pub async fn hold(
     let (parts, body) = request.into_parts();
     // The body must arrive within the time the request could be held at all; a client
     // that stops sending mid-body would otherwise hold this task and its connection forever.
+    // A refusal here is recorded as deny with its reason: the request was never held.
     let within = approvals.config().timeout_for(class.tier.as_u8());
-    let body = tokio::time::timeout(within, read_body(body, max))
-        .await
-        .map_err(|_| {
-            Refusal::BodyTimeout(format!(
-                "sluice: the request body did not arrive within {}s",
-                within.as_secs()
-            ))
-        })??;
+    let body = match tokio::time::timeout(within, read_body(body, max)).await {
+        Ok(read) => read,
+        Err(_) => Err(Refusal::BodyTimeout(format!(
+            "sluice: the request body did not arrive within {}s",
+            within.as_secs()
+        ))),
+    }
+    .inspect_err(|refusal| record.set_refused(refusal.message()))?;
     proxy.record_durably(record).await?;
 
     let view = approval_view(record, info, class, &body);
     let mut abandoned = record.decision_event();
     abandoned.decision = Some("abandoned");
-    let (held, view) = match approvals.hold(view, abandoned) {
-        Ok(held) => held,
-        Err(max_pending) => {
-            tracing::warn!(max_pending, "approval queue full; refusing");
-            // The escalation is on record; the log says why it went no further.
-            record.event.decision = Some("deny");
-            record.event.reason = Some(format!("approval queue full ({max_pending} pending)"));
-            return Err(Refusal::TooManyPending {
-                retry_after_secs: 30,
-            });
+    let (held, view) = approvals.hold(view, abandoned).map_err(|max_pending| {
+        tracing::warn!(max_pending, "approval queue full; refusing");
+        // The escalate event is written; this one says it ended there, not held.
+        record.set_refused(format!(
+            "approval queue full (approvals.max_pending {max_pending})"
+        ));
+        Refusal::TooManyPending {
+            retry_after_secs: 30,
         }
-    };
+    })?;
     tracing::info!(approval.id = %view.id, "held for approval: {escalation_message}");
     let started = std::time::Instant::now();
     let outcome = held.wait().await;

@@ -306,6 +306,31 @@ async fn a_held_body_over_the_limit_is_refused_with_413() {
     );
     assert!(Admin::new(&sluice).pending().await.is_empty());
     assert_eq!(creates(&api, "configmaps"), 0);
+    // Never held, so the log says deny and why, not escalate.
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    sluice
+        .wait_for_event("complete 413", |e| {
+            e["request_id"] == id && e["status"] == 413
+        })
+        .await;
+    let decisions = decisions_of(&sluice, id);
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(decisions[0]["decision"], "deny");
+    assert!(
+        decisions[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("max_body_bytes")
+    );
+}
+
+/// The decision events of one request, in order.
+fn decisions_of(sluice: &Sluice, request_id: &str) -> Vec<Value> {
+    sluice
+        .audit_events()
+        .into_iter()
+        .filter(|e| e["stage"] == "decision" && e["request_id"] == request_id)
+        .collect()
 }
 
 #[tokio::test]
@@ -329,5 +354,27 @@ async fn a_full_queue_answers_429_with_retry_after() {
         .unwrap();
     assert!(retry > 0);
     assert_eq!(admin.pending().await.len(), 1);
+    // Escalated, then refused: the log must not leave it looking held.
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    sluice
+        .wait_for_event("complete 429", |e| {
+            e["request_id"] == id && e["status"] == 429
+        })
+        .await;
+    let decisions: Vec<_> = decisions_of(&sluice, id)
+        .iter()
+        .map(|e| (e["decision"].clone(), e["reason"].clone()))
+        .collect();
+    assert_eq!(decisions.len(), 2, "{decisions:?}");
+    assert_eq!(decisions[0].0, "escalate");
+    assert_eq!(decisions[1].0, "deny");
+    assert!(
+        decisions[1]
+            .1
+            .as_str()
+            .unwrap()
+            .contains("approval queue full"),
+        "{decisions:?}"
+    );
     running.kill().await;
 }
