@@ -204,10 +204,7 @@ impl Approvals {
         reason: Option<String>,
     ) -> Result<ApprovalView, DecideError> {
         let mut state = self.lock();
-        let pending = pending_entry(&mut state, id)?;
-        if pending.view.agent == approver {
-            return Err(DecideError::SelfApproval(approver.to_owned()));
-        }
+        let pending = decidable(&mut state, id, approver)?;
         if pending.view.approvals.iter().any(|a| a == approver) {
             return Err(DecideError::AlreadyApproved(approver.to_owned()));
         }
@@ -219,17 +216,15 @@ impl Approvals {
             return Ok(view);
         }
         let by = pending.view.approvals.clone();
-        let view = settle(
-            &mut state,
+        let decided_by = by.join(",");
+        Ok(self.finish(
+            state,
             id,
             "approved",
-            by.join(","),
+            decided_by,
             reason,
             Outcome::Approved(Approved { by }),
-        );
-        drop(state);
-        self.publish("approved", view.clone());
-        Ok(view)
+        ))
     }
 
     /// Rejects a request; the agent gets a 403 naming `approver` and `reason`.
@@ -240,25 +235,28 @@ impl Approvals {
         reason: Option<String>,
     ) -> Result<ApprovalView, DecideError> {
         let mut state = self.lock();
-        let pending = pending_entry(&mut state, id)?;
-        if pending.view.agent == approver {
-            return Err(DecideError::SelfApproval(approver.to_owned()));
-        }
+        decidable(&mut state, id, approver)?;
         let outcome = Outcome::Rejected {
             by: approver.to_owned(),
             reason: reason.clone(),
         };
-        let view = settle(
-            &mut state,
-            id,
-            "rejected",
-            approver.to_owned(),
-            reason,
-            outcome,
-        );
+        Ok(self.finish(state, id, "rejected", approver.to_owned(), reason, outcome))
+    }
+
+    /// Settles a pending entry under the lock, then tells subscribers once it is released.
+    fn finish(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        id: &str,
+        state_name: &'static str,
+        by: String,
+        reason: Option<String>,
+        outcome: Outcome,
+    ) -> ApprovalView {
+        let view = settle(&mut state, id, state_name, by, reason, outcome);
         drop(state);
-        self.publish("rejected", view.clone());
-        Ok(view)
+        self.publish(state_name, view.clone());
+        view
     }
 
     /// New, decided and expired approvals as they happen.
@@ -340,6 +338,20 @@ impl Drop for Hold {
         event.approval_latency_ms = Some(self.started.elapsed().as_millis() as u64);
         self.approvals.audit.append_detached(event);
     }
+}
+
+/// The pending entry `approver` may decide: it exists, is undecided, and is not a request
+/// of an agent with the approver's own name (separation of duties).
+fn decidable<'s>(
+    state: &'s mut State,
+    id: &str,
+    approver: &str,
+) -> Result<&'s mut Pending, DecideError> {
+    let pending = pending_entry(state, id)?;
+    if pending.view.agent == approver {
+        return Err(DecideError::SelfApproval(approver.to_owned()));
+    }
+    Ok(pending)
 }
 
 fn pending_entry<'s>(state: &'s mut State, id: &str) -> Result<&'s mut Pending, DecideError> {
