@@ -2,7 +2,6 @@
 //! HTTP/1.1 or HTTP/2, send arbitrary headers (X-Request-ID, Impersonate-*),
 //! present a client certificate.
 
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response, Version};
@@ -34,27 +33,8 @@ impl HttpsClient {
     }
 
     fn build(ca_pem: &str, version: Version, identity: Option<(&str, &str)>) -> HttpsClient {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots);
-        let config = match identity {
-            None => builder.with_no_client_auth(),
-            Some((cert_pem, key_pem)) => {
-                let certs = rustls_pemfile::certs(&mut cert_pem.as_bytes())
-                    .collect::<Result<Vec<_>, _>>()
-                    .unwrap();
-                let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
-                    .unwrap()
-                    .unwrap();
-                builder.with_client_auth_cert(certs, key).unwrap()
-            }
-        };
+        // hyper-rustls sets ALPN itself from the enabled versions.
+        let config = super::pki::client_config(ca_pem, &[], identity);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(config)
             .https_only();

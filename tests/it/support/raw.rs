@@ -23,29 +23,7 @@ pub fn tls_config(
     alpn: &[&[u8]],
     identity: Option<(&str, &str)>,
 ) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    let mut config = match identity {
-        None => builder.with_no_client_auth(),
-        Some((cert_pem, key_pem)) => {
-            let certs = rustls_pemfile::certs(&mut cert_pem.as_bytes())
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap();
-            let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
-                .unwrap()
-                .unwrap();
-            builder.with_client_auth_cert(certs, key).unwrap()
-        }
-    };
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Arc::new(config)
+    Arc::new(super::pki::client_config(ca_pem, alpn, identity))
 }
 
 /// Opens a TLS connection to `addr` (server name 127.0.0.1).
