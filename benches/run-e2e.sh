@@ -8,6 +8,7 @@
 #   ROUNDS=5 DUR=3 CONNS="64" PROTOS=h2 benches/run-e2e.sh
 #   PROXIES="sluice sluice_b" SLUICE_B_BIN=/path/to/other/sluice benches/run-e2e.sh   # A/B
 #   PROXIES="sluice sluice_quiet" benches/run-e2e.sh    # cost of the info log line a request
+#   PROXIES="sluice sluice_flush" benches/run-e2e.sh    # cost of fsync (audit.sync: flush)
 #
 # Environment: ROUNDS (3), DUR seconds a run (3), WARMUP (1), CONNS ("8 64 256"),
 # PROTOS ("h2 h1"), STREAMS per h2 connection (10), PROXIES ("direct sluice nginx kubectl"),
@@ -37,7 +38,7 @@ mkdir -p "$OUT"
 W=$(mktemp -d "$TARGET/bench-e2e/work.XXXXXX")   # a real disk: fsync must cost what it costs
 
 PORT_UP=18443 PORT_SLUICE=18444 PORT_NGINX=18445 PORT_KUBECTL=18446 PORT_SLUICE_B=18447
-PORT_SLUICE_Q=18448
+PORT_SLUICE_Q=18448 PORT_SLUICE_F=18450
 TOKEN=sluice_bench-token-for-claude-code
 PATH_GET=/api/v1/namespaces/default/configmaps/bench
 
@@ -82,7 +83,7 @@ printf 'upstream-token' > "$W/upstream-token"
 PID_UP=$!; PIDS+=($PID_UP)
 wait_port $PORT_UP
 
-start_sluice() { # name port binary log-filter
+start_sluice() { # name port binary log-filter [audit sync]
     local dir=$W/$1
     mkdir -p "$dir"
     cat > "$dir/credentials.yaml" <<EOF
@@ -104,7 +105,7 @@ tls: {cert: ../server.crt, key: ../server.key}
 upstream: {server: "https://127.0.0.1:$PORT_UP", ca: ../ca.crt, token_file: ../upstream-token}
 credentials: credentials.yaml
 policy: policy.yaml
-audit: {path: audit.jsonl, sync: fsync}
+audit: {path: audit.jsonl, sync: ${5:-fsync}}
 admin: {listen: 127.0.0.1:0}
 EOF
     SLUICE_LOG=$4 "${SRV[@]}" "$3" serve --config "$dir/sluice.yaml" > "$dir/stdout" 2> "$dir/sluice.log" &
@@ -128,6 +129,9 @@ for p in $PROXIES; do
     sluice_quiet)
         PORT[sluice_quiet]=$PORT_SLUICE_Q; SCHEME[sluice_quiet]=https
         PROCS[sluice_quiet]=$(start_sluice sluice_quiet $PORT_SLUICE_Q "$SLUICE_BIN" warn); PIDS+=(${PROCS[sluice_quiet]}) ;;
+    sluice_flush)
+        PORT[sluice_flush]=$PORT_SLUICE_F; SCHEME[sluice_flush]=https
+        PROCS[sluice_flush]=$(start_sluice sluice_flush $PORT_SLUICE_F "$SLUICE_BIN" "${SLUICE_LOG:-info}" flush); PIDS+=(${PROCS[sluice_flush]}) ;;
     nginx)
         mkdir -p "$W/nginx"
         cat > "$W/nginx/nginx.conf" <<EOF
