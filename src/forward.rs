@@ -9,6 +9,7 @@
 
 mod auth;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -68,7 +69,11 @@ pub struct Upstream {
     base_path: String,
     display: String,
     /// HTTP/2 where the upstream speaks it (ALPN), else HTTP/1.1; pooled connections.
-    client: HttpsClient,
+    /// Several pools, taken in turn: each holds one HTTP/2 connection, and hyper never
+    /// opens a second one when the apiserver's stream limit (1000 by default) is reached,
+    /// so with one pool the 1001st concurrent watch, and every request after it, waited.
+    clients: Box<[HttpsClient]>,
+    next_client: AtomicUsize,
     /// HTTP/1.1 only: upgrades (SPDY, WebSocket) need it.
     upgrade_client: HttpsClient,
     auth: UpstreamAuth,
@@ -122,7 +127,8 @@ impl Upstream {
             authority,
             base_path,
             display,
-            client: build(true),
+            clients: (0..H2_POOLS).map(|_| build(true)).collect(),
+            next_client: AtomicUsize::new(0),
             upgrade_client: build(false),
             auth,
             impersonate: config.impersonate,
@@ -178,7 +184,8 @@ impl Upstream {
         let client = if upgrade {
             &self.upgrade_client
         } else {
-            &self.client
+            let turn = self.next_client.fetch_add(1, Ordering::Relaxed);
+            &self.clients[turn % self.clients.len()]
         };
         match tokio::time::timeout(self.timeout, client.request(request)).await {
             Err(_) => Err(ForwardError::Timeout {
@@ -216,6 +223,10 @@ impl Upstream {
             })
     }
 }
+
+/// How many HTTP/2 connection pools to spread requests over: streams in flight upstream
+/// may reach this many times the apiserver's per-connection limit.
+const H2_POOLS: usize = 4;
 
 /// `X-Request-ID`: the id the agent, the apiserver and the audit log share.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: direct vs sluice vs nginx vs kubectl proxy, in front of one upstream
+# that answers a 1 KB JSON object at once (examples/bench_e2e.rs). Everything on 127.0.0.1.
+# Runs are interleaved (A B C D, A B C D, … with the order rotated each round) and the report
+# gives medians over rounds and medians of per-round pair ratios. See BENCHMARKS.md.
+#
+#   benches/run-e2e.sh                       # full run, a few minutes
+#   ROUNDS=5 DUR=3 CONNS="64" PROTOS=h2 benches/run-e2e.sh
+#   PROXIES="sluice sluice_b" SLUICE_B_BIN=/path/to/other/sluice benches/run-e2e.sh   # A/B
+#   PROXIES="sluice sluice_quiet" benches/run-e2e.sh    # cost of the info log line a request
+#   PROXIES="sluice sluice_flush" benches/run-e2e.sh    # cost of fsync (audit.sync: flush)
+#
+# Environment: ROUNDS (3), DUR seconds a run (3), WARMUP (1), CONNS ("8 64 256"),
+# PROTOS ("h2 h1"), STREAMS per h2 connection (10), PROXIES ("direct sluice nginx kubectl"),
+# WATCHES (2000; 0 skips the idle-watch RSS check), PIN (0; 1 = load generator on CPU 1,
+# servers on CPU 0), SLUICE_BIN / SLUICE_B_BIN (default: the release build), OUT (results dir),
+# TIME_LIMIT (1200 s for the whole script).
+set -euo pipefail
+
+if [[ -z "${SLUICE_E2E_TIMED:-}" ]]; then
+    export SLUICE_E2E_TIMED=1
+    exec timeout --kill-after=10 "${TIME_LIMIT:-1200}" "$0" "$@"
+fi
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=${ROUNDS:-3}
+DUR=${DUR:-3}
+WARMUP=${WARMUP:-1}
+CONNS=${CONNS:-"8 64 256"}
+PROTOS=${PROTOS:-"h2 h1"}
+STREAMS=${STREAMS:-10}
+PROXIES=${PROXIES:-"direct sluice nginx kubectl"}
+WATCHES=${WATCHES:-2000}
+PIN=${PIN:-0}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+OUT=${OUT:-$TARGET/bench-e2e/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+W=$(mktemp -d "$TARGET/bench-e2e/work.XXXXXX")   # a real disk: fsync must cost what it costs
+
+PORT_UP=18443 PORT_SLUICE=18444 PORT_NGINX=18445 PORT_KUBECTL=18446 PORT_SLUICE_B=18447
+PORT_SLUICE_Q=18448 PORT_SLUICE_F=18450
+TOKEN=sluice_bench-token-for-claude-code
+PATH_GET=/api/v1/namespaces/default/configmaps/bench
+
+log() { echo "[$(date +%T)] $*" >&2; }
+
+need() { # command package
+    command -v "$1" >/dev/null && return
+    log "installing $2"
+    apt-get install -y -q "$2" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "$2" >/dev/null; }
+}
+need h2load nghttp2-client
+[[ " $PROXIES " == *" nginx "* ]] && need nginx nginx
+KUBECTL=${KUBECTL:-/usr/bin/kubectl}
+
+log "building (release)"
+(cd "$ROOT" && cargo build --release -q --bin sluice --example bench_e2e)
+SLUICE_BIN=${SLUICE_BIN:-$TARGET/release/sluice}
+HELPER=$TARGET/release/examples/bench_e2e
+
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+SRV=() GEN=()
+if [[ $PIN == 1 ]]; then SRV=(taskset -c 0) GEN=(taskset -c 1); fi
+
+wait_port() { # port
+    for _ in $(seq 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    log "nothing listens on $1"; return 1
+}
+
+"$HELPER" pki "$W"
+printf 'upstream-token' > "$W/upstream-token"
+
+"${SRV[@]}" "$HELPER" upstream "$W/server.crt" "$W/server.key" "127.0.0.1:$PORT_UP" > "$W/upstream.log" 2>&1 &
+PID_UP=$!; PIDS+=($PID_UP)
+wait_port $PORT_UP
+
+start_sluice() { # name port binary log-filter [audit sync]
+    local dir=$W/$1
+    mkdir -p "$dir"
+    cat > "$dir/credentials.yaml" <<EOF
+agents:
+  - {name: claude-code, token_sha256: "$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)"}
+approvers: []
+EOF
+    cat > "$dir/policy.yaml" <<'EOF'
+default: deny
+agents:
+  claude-code:
+    rules:
+      - namespaces: ["*"]
+        tiers: {0: allow, 1: allow, 2: allow, 3: allow, 4: allow}
+EOF
+    cat > "$dir/sluice.yaml" <<EOF
+listen: 127.0.0.1:$2
+tls: {cert: ../server.crt, key: ../server.key}
+upstream: {server: "https://127.0.0.1:$PORT_UP", ca: ../ca.crt, token_file: ../upstream-token}
+credentials: credentials.yaml
+policy: policy.yaml
+audit: {path: audit.jsonl, sync: ${5:-fsync}}
+admin: {listen: 127.0.0.1:0}
+EOF
+    SLUICE_LOG=$4 "${SRV[@]}" "$3" serve --config "$dir/sluice.yaml" > "$dir/stdout" 2> "$dir/sluice.log" &
+    local pid=$!
+    PIDS+=($pid)
+    wait_port "$2"
+    echo $pid
+}
+
+declare -A PORT PROCS SCHEME
+PORT[direct]=$PORT_UP; PROCS[direct]=""; SCHEME[direct]=https
+for p in $PROXIES; do
+    case $p in
+    direct) ;;
+    sluice)
+        PORT[sluice]=$PORT_SLUICE; SCHEME[sluice]=https
+        PROCS[sluice]=$(start_sluice sluice $PORT_SLUICE "$SLUICE_BIN" "${SLUICE_LOG:-info}"); PIDS+=(${PROCS[sluice]}) ;;
+    sluice_b)
+        PORT[sluice_b]=$PORT_SLUICE_B; SCHEME[sluice_b]=https
+        PROCS[sluice_b]=$(start_sluice sluice_b $PORT_SLUICE_B "${SLUICE_B_BIN:?set SLUICE_B_BIN}" "${SLUICE_B_LOG:-${SLUICE_LOG:-info}}"); PIDS+=(${PROCS[sluice_b]}) ;;
+    sluice_quiet)
+        PORT[sluice_quiet]=$PORT_SLUICE_Q; SCHEME[sluice_quiet]=https
+        PROCS[sluice_quiet]=$(start_sluice sluice_quiet $PORT_SLUICE_Q "$SLUICE_BIN" warn); PIDS+=(${PROCS[sluice_quiet]}) ;;
+    sluice_flush)
+        PORT[sluice_flush]=$PORT_SLUICE_F; SCHEME[sluice_flush]=https
+        PROCS[sluice_flush]=$(start_sluice sluice_flush $PORT_SLUICE_F "$SLUICE_BIN" "${SLUICE_LOG:-info}" flush); PIDS+=(${PROCS[sluice_flush]}) ;;
+    nginx)
+        mkdir -p "$W/nginx"
+        cat > "$W/nginx/nginx.conf" <<EOF
+daemon off;
+user root;
+worker_processes 2;
+pid $W/nginx/nginx.pid;
+error_log $W/nginx/error.log warn;
+events { worker_connections 8192; multi_accept on; }
+http {
+    access_log off;
+    client_body_temp_path $W/nginx/body; proxy_temp_path $W/nginx/proxy;
+    fastcgi_temp_path $W/nginx/fcgi; uwsgi_temp_path $W/nginx/uwsgi; scgi_temp_path $W/nginx/scgi;
+    keepalive_requests 1000000;
+    http2_max_requests 1000000;
+    http2_max_concurrent_streams 250;
+    upstream apiserver {
+        server 127.0.0.1:$PORT_UP;
+        keepalive 256;
+        keepalive_requests 1000000;
+        keepalive_timeout 90s;
+    }
+    server {
+        listen 127.0.0.1:$PORT_NGINX ssl http2;
+        ssl_certificate $W/server.crt;
+        ssl_certificate_key $W/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        location / {
+            proxy_pass https://apiserver;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Authorization "Bearer upstream-token";
+            proxy_ssl_session_reuse on;
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate $W/ca.crt;
+            proxy_ssl_name localhost;
+            proxy_ssl_server_name off;
+        }
+    }
+}
+EOF
+        "${SRV[@]}" nginx -c "$W/nginx/nginx.conf" -p "$W/nginx" > "$W/nginx/stdout" 2>&1 &
+        PIDS+=($!)
+        wait_port $PORT_NGINX
+        sleep 0.2
+        PORT[nginx]=$PORT_NGINX; SCHEME[nginx]=https
+        PROCS[nginx]="$(cat "$W/nginx/nginx.pid") $(pgrep -P "$(cat "$W/nginx/nginx.pid")" | tr '\n' ' ')" ;;
+    kubectl)
+        cat > "$W/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters: [{name: up, cluster: {server: "https://127.0.0.1:$PORT_UP", certificate-authority: $W/ca.crt}}]
+users: [{name: u, user: {token: upstream-token}}]
+contexts: [{name: c, context: {cluster: up, user: u}}]
+current-context: c
+EOF
+        "${SRV[@]}" "$KUBECTL" proxy --kubeconfig "$W/kubeconfig" --address 127.0.0.1 --port $PORT_KUBECTL > "$W/kubectl.log" 2>&1 &
+        PIDS+=($!); PROCS[kubectl]=$!
+        wait_port $PORT_KUBECTL
+        PORT[kubectl]=$PORT_KUBECTL; SCHEME[kubectl]=http ;;
+    *) log "unknown proxy $p"; exit 2 ;;
+    esac
+done
+
+cpu_ticks() { # pids... → utime+stime clock ticks
+    local t=0 p
+    for p in "$@"; do
+        [[ -r /proc/$p/stat ]] || continue
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo $t
+}
+
+RESULTS=$OUT/results.tsv
+echo -e "round\tproto\tconns\tproxy\trps\tp50_ms\tp99_ms\tproxy_cpu_s_per_10k\tupstream_cpu_s_per_10k\tfailed" > "$RESULTS"
+HZ=$(getconf CLK_TCK)
+
+run_one() { # round proto conns proxy
+    local round=$1 proto=$2 conns=$3 proxy=$4
+    [[ $proxy == kubectl && $proto == h2 ]] && return 0   # kubectl proxy speaks plain HTTP/1.1 only
+    local url="${SCHEME[$proxy]}://127.0.0.1:${PORT[$proxy]}$PATH_GET"
+    local args=(-c "$conns" -t 1 -D "$DUR" --warm-up-time="$WARMUP" -H "authorization: Bearer $TOKEN")
+    if [[ $proto == h1 ]]; then args+=(--h1 -m 1); else args+=(-m "$STREAMS"); fi
+    local logf=$W/h2load.log
+    rm -f "$logf"
+    # shellcheck disable=SC2086
+    local before=$(cpu_ticks ${PROCS[$proxy]}) up_before=$(cpu_ticks $PID_UP)
+    local out
+    out=$("${GEN[@]}" timeout $((DUR + WARMUP + 30)) h2load "${args[@]}" --log-file="$logf" "$url" 2>&1) || true
+    # shellcheck disable=SC2086
+    local after=$(cpu_ticks ${PROCS[$proxy]}) up_after=$(cpu_ticks $PID_UP)
+    local rps ok
+    rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' <<<"$out")
+    ok=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
+    if [[ -z $rps || -z $ok || $ok == 0 ]]; then
+        log "run failed: $proxy $proto c=$conns"; echo "$out" >> "$OUT/failures.log"; return 0
+    fi
+    read -r p50 p99 _ failed < <("$HELPER" stats "$logf")
+    # Ticks during warm-up are counted too: scale by the requests of the whole run.
+    local total=$(( ok * (DUR + WARMUP) / DUR ))
+    local cpu up
+    cpu=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.3f", t/hz/n*10000}')
+    up=$(awk -v t=$((up_after - up_before)) -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.3f", t/hz/n*10000}')
+    echo -e "$round\t$proto\t$conns\t$proxy\t$rps\t$p50\t$p99\t$cpu\t$up\t$failed" | tee -a "$RESULTS" >&2
+}
+
+read -r -a LIST <<<"$PROXIES"
+for round in $(seq "$ROUNDS"); do
+    for proto in $PROTOS; do
+        for conns in $CONNS; do
+            n=${#LIST[@]}
+            for i in $(seq 0 $((n - 1))); do
+                run_one "$round" "$proto" "$conns" "${LIST[$(((i + round) % n))]}"
+            done
+        done
+    done
+done
+
+# Idle watches: RSS of a sluice holding WATCHES open HTTP/2 watch streams.
+if [[ $WATCHES -gt 0 && -n ${PROCS[sluice]:-} ]]; then
+    pid=$(start_sluice watch-rss 18449 "$SLUICE_BIN" "${SLUICE_LOG:-info}")
+    PIDS+=($pid)
+    rss0=$(awk '/VmRSS/{print $2}' "/proc/$pid/status")
+    hold=$((10 + WATCHES / 200))
+    "$HELPER" watchers "https://127.0.0.1:18449" "$W/ca.crt" "$TOKEN" "$WATCHES" "$hold" > "$W/watchers.log" 2>&1 &
+    wpid=$!
+    sleep $((hold - 2))
+    rss=$(awk '/VmRSS/{print $2}' "/proc/$pid/status")
+    wait $wpid || true
+    opened=$(sed -n 's/^watchers: \([0-9]*\) open at the end/\1/p' "$W/watchers.log")
+    echo -e "watches\t${opened:-0}\trss_idle_kb\t$rss0\trss_kb\t$rss" | tee "$OUT/watches.tsv" >&2
+fi
+
+python3 "$ROOT/benches/summarize.py" "$RESULTS" "${OUT}/watches.tsv" | tee "$OUT/summary.md"
+log "results in $OUT"
+[[ -s "$OUT/failures.log" ]] && cp -r "$W" "$OUT/work" && log "failures: work dir kept in $OUT/work"
+rm -rf "$W"

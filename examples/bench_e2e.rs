@@ -1,0 +1,266 @@
+//! Helpers for the end-to-end benchmark (`benches/run-e2e.sh`); not part of sluice.
+//!
+//! ```text
+//! bench_e2e pki DIR                      CA + a server certificate for 127.0.0.1/localhost
+//! bench_e2e upstream CERT KEY ADDR       a TLS (h2 + http/1.1) server: every GET gets a 1 KB
+//!                                        JSON object at once; `?watch=1|true` gets a chunked
+//!                                        stream that sends one event and never ends
+//! bench_e2e watchers URL CA TOKEN N SECS opens N HTTP/2 watch streams (200 a connection),
+//!                                        holds them SECS seconds, prints how many opened
+//! bench_e2e stats LOGFILE...             p50/p99 (ms) and count of h2load --log-file output
+//! ```
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+};
+use tokio::net::{TcpListener, TcpStream};
+
+type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| -> Result<&str, Error> {
+        args.get(i)
+            .map(String::as_str)
+            .ok_or_else(|| format!("missing argument {i}; see the file's doc comment").into())
+    };
+    match arg(0)? {
+        "pki" => pki(Path::new(arg(1)?)),
+        "stats" => stats(&args[1..]),
+        "upstream" => runtime()?.block_on(upstream(arg(1)?, arg(2)?, arg(3)?.parse()?)),
+        "watchers" => runtime()?.block_on(watchers(
+            arg(1)?,
+            arg(2)?,
+            arg(3)?,
+            arg(4)?.parse()?,
+            arg(5)?.parse()?,
+        )),
+        other => Err(format!("unknown command {other}").into()),
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+fn pki(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir)?;
+    let mut ca = CertificateParams::default();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: OpenSSL (nginx) takes a leaf whose issuer equals its subject for
+    // self-signed.
+    ca.distinguished_name = name("sluice bench CA");
+    let ca_key = KeyPair::generate()?;
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca, ca_key);
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?;
+    leaf.distinguished_name = name("sluice bench server");
+    let key = KeyPair::generate()?;
+    let cert = leaf.signed_by(&key, &issuer)?;
+    std::fs::write(dir.join("ca.crt"), ca_cert.pem())?;
+    std::fs::write(dir.join("server.crt"), cert.pem())?;
+    std::fs::write(dir.join("server.key"), key.serialize_pem())?;
+    Ok(())
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, common_name);
+    name
+}
+
+/// A 1 KB JSON object, like a small Kubernetes ConfigMap.
+fn object() -> Bytes {
+    let mut data = String::new();
+    while data.len() < 900 {
+        data.push_str("abcdefghijklmnopqrstuvwxyz0123456789");
+    }
+    Bytes::from(format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"bench","namespace":"default","resourceVersion":"1"}},"data":{{"blob":"{}"}}}}"#,
+        &data[..900]
+    ))
+}
+
+async fn upstream(cert: &str, key: &str, addr: SocketAddr) -> Result<(), Error> {
+    let certs = rustls_pemfile::certs(&mut &std::fs::read(cert)?[..]).collect::<Result<_, _>>()?;
+    let key = rustls_pemfile::private_key(&mut &std::fs::read(key)?[..])?.ok_or("no key")?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = TcpListener::bind(addr).await?;
+    let body = object();
+    println!("upstream: serving on https://{}", listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let body = body.clone();
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(stream).await else {
+                return;
+            };
+            let service = hyper::service::service_fn(move |req| answer(req, body.clone()));
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // kube-apiserver allows 1000 streams a connection (--http2-max-streams-per-connection).
+            builder.http2().max_concurrent_streams(1000);
+            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+        });
+    }
+}
+
+async fn answer(req: Request<Incoming>, body: Bytes) -> Result<Response<BoxBody>, Infallible> {
+    let watch = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=1" || kv == "watch=true"));
+    let response = Response::builder().header("content-type", "application/json");
+    if !watch {
+        return Ok(response.body(Full::new(body).boxed()).unwrap_or_default());
+    }
+    // One ADDED event, then silence: an idle watch held open.
+    let first = Bytes::from_static(b"{\"type\":\"ADDED\",\"object\":{\"kind\":\"ConfigMap\"}}\n");
+    let stream = futures_util::stream::unfold(Some(first), |next| async move {
+        match next {
+            Some(event) => Some((Ok::<_, Infallible>(Frame::data(event)), None)),
+            None => futures_util::future::pending().await,
+        }
+    });
+    Ok(response
+        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .unwrap_or_default())
+}
+
+/// Opens `n` watches as HTTP/2 streams, at most 200 per connection (sluice allows 250).
+async fn watchers(url: &str, ca: &str, token: &str, n: usize, secs: u64) -> Result<(), Error> {
+    let uri: http::Uri = url.parse()?;
+    let addr = format!(
+        "{}:{}",
+        uri.host().ok_or("no host")?,
+        uri.port_u16().unwrap_or(443)
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &std::fs::read(ca)?[..]) {
+        roots.add(cert?)?;
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let opened = Arc::new(AtomicUsize::new(0));
+    let mut held = Vec::new();
+    let per_conn = 200;
+    for c in 0..n.div_ceil(per_conn) {
+        let tcp = TcpStream::connect(&addr).await?;
+        let stream = connector
+            .connect(rustls::pki_types::ServerName::try_from("127.0.0.1")?, tcp)
+            .await?;
+        let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .initial_stream_window_size(65_535)
+            .handshake::<_, Full<Bytes>>(TokioIo::new(stream))
+            .await?;
+        tokio::spawn(conn);
+        for i in 0..per_conn.min(n - c * per_conn) {
+            let mut sender = sender.clone();
+            let opened = opened.clone();
+            let req = Request::get(format!(
+                "{url}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={i}"
+            ))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::new()))?;
+            held.push(tokio::spawn(async move {
+                if sender.ready().await.is_err() {
+                    return;
+                }
+                let Ok(response) = sender.send_request(req).await else {
+                    return;
+                };
+                if !response.status().is_success() {
+                    eprintln!("watch refused: {}", response.status());
+                    return;
+                }
+                let mut body = response.into_body();
+                // The first event proves the stream reached the upstream and back.
+                if let Some(Ok(_)) = body.frame().await {
+                    opened.fetch_add(1, Ordering::Relaxed);
+                }
+                while let Some(Ok(_)) = body.frame().await {}
+            }));
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let mut last = usize::MAX;
+    while tokio::time::Instant::now() < deadline {
+        let now = opened.load(Ordering::Relaxed);
+        if now != last {
+            println!("watchers: {now} open");
+            last = now;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    println!(
+        "watchers: {} open at the end",
+        opened.load(Ordering::Relaxed)
+    );
+    for task in held {
+        task.abort();
+    }
+    Ok(())
+}
+
+/// Reads h2load `--log-file` output (start µs, status, duration µs, tab-separated).
+fn stats(files: &[String]) -> Result<(), Error> {
+    let mut durations = Vec::new();
+    let mut failed = 0usize;
+    for file in files {
+        for line in std::fs::read_to_string(file)?.lines() {
+            let cols: Vec<&str> = line.split('\t').collect();
+            if cols.len() < 3 {
+                continue;
+            }
+            if !cols[1].starts_with('2') {
+                failed += 1;
+            }
+            durations.push(cols[2].trim().parse::<u64>()?);
+        }
+    }
+    durations.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if durations.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((durations.len() as f64 - 1.0) * p).round() as usize;
+        durations[i] as f64 / 1000.0
+    };
+    println!(
+        "{:.3} {:.3} {} {}",
+        pct(0.50),
+        pct(0.99),
+        durations.len(),
+        failed
+    );
+    Ok(())
+}
