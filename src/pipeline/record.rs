@@ -77,6 +77,17 @@ impl Record {
         self.event.reason = Some(reason);
     }
 
+    /// Moves the record out, leaving an empty one behind (no allocation).
+    pub fn take(&mut self) -> Record {
+        std::mem::replace(
+            self,
+            Record {
+                event: AuditEvent::new(Stage::Decision),
+                started: self.started,
+            },
+        )
+    }
+
     /// The event recording what was decided.
     pub fn decision_event(&self) -> AuditEvent {
         let mut event = self.event.clone();

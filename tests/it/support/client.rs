@@ -2,7 +2,6 @@
 //! HTTP/1.1 or HTTP/2, send arbitrary headers (X-Request-ID, Impersonate-*),
 //! present a client certificate.
 
-
 use bytes::Bytes;
 use http::{Request, Response, Version};
 use http_body_util::{BodyExt, Full};
