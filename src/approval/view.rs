@@ -52,6 +52,7 @@ pub fn body_preview(body: &[u8], resource: Option<&str>) -> (String, bool) {
         }
         // A Secret body that is not JSON (YAML, protobuf) could carry values: show nothing.
         Err(_) if resource == Some("secrets") => "<secret body not shown>".to_owned(),
+        Err(_) if body.starts_with(PROTOBUF_MAGIC) => protobuf_strings(body),
         Err(_) => String::from_utf8_lossy(body).into_owned(),
     };
     if masked.len() <= PREVIEW_BYTES {
@@ -62,6 +63,20 @@ pub fn body_preview(body: &[u8], resource: Option<&str>) -> (String, bool) {
         cut -= 1;
     }
     (masked[..cut].to_owned(), true)
+}
+
+/// The prefix of a Kubernetes protobuf body (kubectl sends ConfigMaps and Secrets this way).
+const PROTOBUF_MAGIC: &[u8] = b"k8s\x00";
+
+/// What an approver can read of a protobuf body without its schema: its printable strings
+/// (kind, names, keys and values), in order, JSON-quoted.
+fn protobuf_strings(body: &[u8]) -> String {
+    let strings: Vec<String> = body[PROTOBUF_MAGIC.len()..]
+        .split(|b| !(b' '..=b'~').contains(b))
+        .filter(|run| run.len() >= 2)
+        .map(|run| serde_json::Value::String(String::from_utf8_lossy(run).into_owned()).to_string())
+        .collect();
+    format!("<protobuf, {} bytes> {}", body.len(), strings.join(" "))
 }
 
 /// Replaces every scalar of a Secret body with `"***"`, except the keys that say what the
@@ -121,6 +136,21 @@ mod tests {
         );
         let (shown, _) = body_preview(b"apiVersion: v1\ndata: {x: c2VjcmV0}", Some("secrets"));
         assert_eq!(shown, "<secret body not shown>");
+    }
+
+    #[test]
+    fn protobuf_bodies_show_their_strings() {
+        let body = b"k8s\x00\n\x0f\n\x02v1\x12\tConfigMap\x12\x1a\n\x0b\n\x03cfg\x12\x00\x1a\x07default\x1a\x06\n\x01a\x12\x01b";
+        let (shown, _) = body_preview(body, Some("configmaps"));
+        assert!(shown.starts_with("<protobuf, "), "{shown}");
+        assert!(
+            shown.contains("\"ConfigMap\"")
+                && shown.contains("\"cfg\"")
+                && shown.contains("\"default\""),
+            "{shown}"
+        );
+        let (secret, _) = body_preview(body, Some("secrets"));
+        assert_eq!(secret, "<secret body not shown>");
     }
 
     #[test]
