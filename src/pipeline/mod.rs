@@ -68,9 +68,14 @@ impl Proxy {
         record: &mut Record,
     ) -> Result<Response<Body>, Refusal> {
         let (agent, info) = self.admit(peer, &request, record)?;
-        let policy = self.policy.load();
-        let class = classify(&info, &policy, &agent.name);
-        let decision = policy.decide(&agent.name, &info, &class);
+        // The policy guard is dropped before any await: a request held for approval must not
+        // pin an old policy for minutes.
+        let (class, decision) = {
+            let policy = self.policy.load();
+            let class = classify(&info, &policy, &agent.name);
+            let decision = policy.decide(&agent.name, &info, &class);
+            (class, decision)
+        };
         record.set_decision(&class, &decision);
         // Every decision is in the audit log; the operator's log gets refusals and
         // escalations at info and routine allows at debug (an info line per request costs a
