@@ -73,7 +73,7 @@ impl Proxy {
         let decision = policy.decide(&agent.name, &info, &class);
         record.set_decision(&class, &decision);
         tracing::info!(
-            verb = %info.verb, path = %info.path, tier = class.tier.as_u8(),
+            verb = info.verb(), path = %info.path, tier = class.tier.as_u8(),
             decision = decision.action().as_str(), rule = decision.rule(), "decided"
         );
         let on_upgrade = info.upgrade.then(|| hyper::upgrade::on(&mut request));
