@@ -4,12 +4,16 @@
 //! applies decides. Anything that *raises* a tier matches loosely (a resource name in any
 //! group); anything that *lowers* one (self-reviews, dry-run, runbooks) matches exactly.
 
+mod reason;
+
 #[cfg(test)]
 mod disguise_tests;
 #[cfg(test)]
 mod table_tests;
 
 use std::fmt;
+
+pub use reason::Reason;
 
 use crate::policy::Policy;
 use crate::request_info::RequestInfo;
@@ -49,7 +53,7 @@ impl fmt::Display for Tier {
 pub struct Classification {
     pub tier: Tier,
     /// Short and human: "delete of pods", "read of secrets", "exec into a pod".
-    pub reason: String,
+    pub reason: Reason,
 }
 
 /// Subresources that open a shell, a stream or a tunnel into a workload.
@@ -116,11 +120,11 @@ pub fn classify(info: &RequestInfo, policy: &Policy, agent: &str) -> Classificat
 
 /// The tier before runbooks.
 fn base_tier(info: &RequestInfo, policy: &Policy) -> Classification {
-    let (Some(resource), true) = (info.resource.as_deref(), info.is_resource_request) else {
+    let (Some(resource), true) = (info.resource(), info.is_resource_request) else {
         return non_resource(info);
     };
-    let sub = info.subresource.as_deref();
-    let verb = info.verb.as_str();
+    let sub = info.subresource();
+    let verb = info.verb();
     if let Some(found) = break_glass_subresource(verb, resource, sub) {
         return found;
     }
@@ -129,7 +133,7 @@ fn base_tier(info: &RequestInfo, policy: &Policy) -> Classification {
         return if secret {
             class(Tier::T3, reason(verb, resource, sub))
         } else if resource == "pods" && sub == Some("log") {
-            class(Tier::T0, "read of pod logs".to_owned())
+            class(Tier::T0, "read of pod logs".into())
         } else {
             class(Tier::T0, reason(verb, resource, sub))
         };
@@ -145,50 +149,49 @@ fn write_tier(
     sub: Option<&str>,
     secret: bool,
 ) -> Classification {
-    let namespace = info.namespace.as_deref();
+    let namespace = info.namespace();
     if verb == "create"
         && namespace.is_none()
         && sub.is_none()
-        && info.name.is_none()
-        && is_self_review(&info.api_group, resource)
+        && info.name().is_none()
+        && is_self_review(info.api_group(), resource)
     {
-        return class(
-            Tier::T0,
-            format!(
-                "{} (asks what the agent may do)",
-                reason(verb, resource, sub)
-            ),
-        );
+        let mut why = reason(verb, resource, sub);
+        why.push_str(" (asks what the agent may do)");
+        return class(Tier::T0, why);
     }
     if info.dry_run && !secret {
-        return class(Tier::T0, format!("dry-run {}", reason(verb, resource, sub)));
+        let mut why = Reason::from("dry-run ");
+        push_reason(&mut why, verb, resource, sub);
+        return class(Tier::T0, why);
     }
     if let Some(ns) = namespace.filter(|ns| policy.is_protected(ns)) {
-        return class(Tier::T4, format!("write in protected namespace {ns}"));
+        return class(
+            Tier::T4,
+            Reason::concat(&["write in protected namespace ", ns]),
+        );
     }
     if is_break_glass_resource(resource) {
         return class(Tier::T4, reason(verb, resource, sub));
     }
     if namespace.is_none() {
-        return class(
-            Tier::T4,
-            format!("{} (cluster-scoped)", reason(verb, resource, sub)),
-        );
+        let mut why = reason(verb, resource, sub);
+        why.push_str(" (cluster-scoped)");
+        return class(Tier::T4, why);
     }
     if secret {
         return class(Tier::T3, reason(verb, resource, sub));
     }
     if resource == "pods" && sub == Some("eviction") {
-        return class(Tier::T3, "eviction of a pod".to_owned());
+        return class(Tier::T3, "eviction of a pod".into());
     }
     if matches!(verb, "delete" | "deletecollection") {
         return class(Tier::T3, reason(verb, resource, sub));
     }
     if sub.is_some_and(|sub| !is_ordinary_subresource(sub)) {
-        return class(
-            Tier::T3,
-            format!("{} (unusual subresource)", reason(verb, resource, sub)),
-        );
+        let mut why = reason(verb, resource, sub);
+        why.push_str(" (unusual subresource)");
+        return class(Tier::T3, why);
     }
     class(Tier::T2, reason(verb, resource, sub))
 }
@@ -200,15 +203,15 @@ fn break_glass_subresource(
     sub: Option<&str>,
 ) -> Option<Classification> {
     let reason = match (verb, resource, sub) {
-        ("proxy", _, _) => format!("proxy to {resource}"),
-        (_, "pods", Some("exec")) => "exec into a pod".to_owned(),
-        (_, "pods", Some("attach")) => "attach to a pod".to_owned(),
-        (_, "pods", Some("portforward")) => "port-forward to a pod".to_owned(),
-        (_, "pods", Some("ephemeralcontainers")) => "ephemeral container in a pod".to_owned(),
-        (_, "serviceaccounts", Some("token")) => "token for a service account".to_owned(),
-        (_, _, Some("proxy")) => format!("proxy to {resource}"),
+        ("proxy", _, _) => Reason::concat(&["proxy to ", resource]),
+        (_, "pods", Some("exec")) => "exec into a pod".into(),
+        (_, "pods", Some("attach")) => "attach to a pod".into(),
+        (_, "pods", Some("portforward")) => "port-forward to a pod".into(),
+        (_, "pods", Some("ephemeralcontainers")) => "ephemeral container in a pod".into(),
+        (_, "serviceaccounts", Some("token")) => "token for a service account".into(),
+        (_, _, Some("proxy")) => Reason::concat(&["proxy to ", resource]),
         (_, _, Some(sub)) if is_break_glass_subresource(sub) => {
-            format!("{sub} on {resource}")
+            Reason::concat(&[sub, " on ", resource])
         }
         _ => return None,
     };
@@ -216,29 +219,33 @@ fn break_glass_subresource(
 }
 
 fn non_resource(info: &RequestInfo) -> Classification {
-    match info.verb.as_str() {
-        "get" | "head" => class(Tier::T0, ["read of ", info.path.as_str()].concat()),
+    match info.verb() {
+        "get" | "head" => class(Tier::T0, Reason::concat(&["read of ", &info.path])),
         verb => class(
             Tier::T4,
-            format!("{verb} to non-resource path {}", info.path),
+            Reason::concat(&[verb, " to non-resource path ", &info.path]),
         ),
     }
 }
 
 /// "delete of pods", "read of secrets", "patch of deployments/scale".
-fn reason(verb: &str, resource: &str, sub: Option<&str>) -> String {
-    let verb = if verb == "get" { "read" } else { verb };
-    let mut out = String::with_capacity(verb.len() + resource.len() + 16);
-    out.push_str(verb);
-    out.push_str(" of ");
-    out.push_str(resource);
-    if let Some(sub) = sub {
-        out.push('/');
-        out.push_str(sub);
-    }
+fn reason(verb: &str, resource: &str, sub: Option<&str>) -> Reason {
+    let mut out = Reason::new();
+    push_reason(&mut out, verb, resource, sub);
     out
 }
 
-fn class(tier: Tier, reason: String) -> Classification {
+fn push_reason(out: &mut Reason, verb: &str, resource: &str, sub: Option<&str>) {
+    let verb = if verb == "get" { "read" } else { verb };
+    for piece in [verb, " of ", resource] {
+        out.push_str(piece);
+    }
+    if let Some(sub) = sub {
+        out.push_str("/");
+        out.push_str(sub);
+    }
+}
+
+fn class(tier: Tier, reason: Reason) -> Classification {
     Classification { tier, reason }
 }

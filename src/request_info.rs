@@ -21,29 +21,54 @@ mod tests;
 #[cfg(test)]
 mod fuzz_tests;
 
+use std::borrow::Cow;
+
 use http::{Method, Uri};
 
 use normalise::{QueryFlags, normalise_path, scan_query, split_ascii};
 
 /// What the apiserver will execute for one request.
+///
+/// One owned string, the normalised path; group, version, namespace, resource, subresource
+/// and name are ranges into it (read them through the accessors), so parsing allocates once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestInfo {
     pub is_resource_request: bool,
     /// The normalised path: percent-decoded, without a trailing slash.
     pub path: String,
     /// get, list, watch, create, update, patch, delete, deletecollection, or the legacy
-    /// `proxy`; for non-resource requests the lowercase HTTP method.
-    pub verb: String,
-    pub api_group: String,
-    pub api_version: String,
-    pub namespace: Option<String>,
-    pub resource: Option<String>,
-    pub subresource: Option<String>,
-    pub name: Option<String>,
+    /// `proxy`; for non-resource requests the lowercase HTTP method (owned only for an
+    /// extension method).
+    verb: Cow<'static, str>,
+    api_group: Span,
+    api_version: Span,
+    namespace: Option<Span>,
+    resource: Option<Span>,
+    subresource: Option<Span>,
+    name: Option<Span>,
     /// The apiserver will not persist this write: a create, update or patch with exactly
     /// one `dryRun=All`. Never set for DELETE, whose options in a body override the query.
     pub dry_run: bool,
     pub upgrade: bool,
+}
+
+/// A byte range of [`RequestInfo::path`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// The range `part` occupies in `path`; `part` must be borrowed from `path`.
+    fn of(path: &str, part: &str) -> Span {
+        let start = (part.as_ptr() as usize).wrapping_sub(path.as_ptr() as usize);
+        debug_assert!(start <= path.len() && start + part.len() <= path.len());
+        // hyper refuses URIs longer than u16::MAX, so the offsets always fit.
+        let start = u32::try_from(start).unwrap_or(u32::MAX);
+        let end = start.saturating_add(u32::try_from(part.len()).unwrap_or(u32::MAX));
+        Span { start, end }
+    }
 }
 
 /// A request whose path or query sluice refuses to guess about (→ 400). The message says
@@ -64,9 +89,9 @@ impl RequestInfo {
         let mut info = RequestInfo {
             is_resource_request: false,
             path: String::new(),
-            verb: String::new(),
-            api_group: String::new(),
-            api_version: String::new(),
+            verb: Cow::Borrowed(""),
+            api_group: Span::default(),
+            api_version: Span::default(),
             namespace: None,
             resource: None,
             subresource: None,
@@ -76,38 +101,70 @@ impl RequestInfo {
         };
         match ResourceParts::split(&path)? {
             None => info.verb = non_resource_verb(method),
-            Some(parts) => info.fill(method, parts, query)?,
+            Some(parts) => info.fill(method, &path, parts, query)?,
         }
         info.path = path;
         Ok(info)
     }
 
+    fn get(&self, span: Span) -> &str {
+        self.path
+            .get(span.start as usize..span.end as usize)
+            .unwrap_or_default()
+    }
+
+    /// The kube verb (or the lowercase method of a non-resource request).
+    pub fn verb(&self) -> &str {
+        &self.verb
+    }
+    /// The API group: `""` for the core group and for non-resource requests.
+    pub fn api_group(&self) -> &str {
+        self.get(self.api_group)
+    }
+    /// `""` for non-resource requests.
+    pub fn api_version(&self) -> &str {
+        self.get(self.api_version)
+    }
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.map(|span| self.get(span))
+    }
+    pub fn resource(&self) -> Option<&str> {
+        self.resource.map(|span| self.get(span))
+    }
+    pub fn subresource(&self) -> Option<&str> {
+        self.subresource.map(|span| self.get(span))
+    }
+    pub fn name(&self) -> Option<&str> {
+        self.name.map(|span| self.get(span))
+    }
+
     /// `resource` or `resource/subresource`, as RBAC and runbooks name it.
     pub fn resource_path(&self) -> Option<(&str, Option<&str>)> {
-        let resource = self.resource.as_deref()?;
-        Some((resource, self.subresource.as_deref()))
+        Some((self.resource()?, self.subresource()))
     }
 
     fn fill(
         &mut self,
         method: &Method,
+        path: &str,
         parts: ResourceParts<'_>,
         query: QueryFlags,
     ) -> Result<(), RequestInfoError> {
+        let span = |part: &str| Span::of(path, part);
         self.is_resource_request = true;
-        self.api_group = parts.group.to_owned();
-        self.api_version = parts.version.to_owned();
-        self.namespace = parts.namespace.map(str::to_owned);
-        self.resource = Some(parts.resource.to_owned());
-        self.subresource = parts.subresource.map(str::to_owned);
-        self.name = parts.name.map(str::to_owned);
+        self.api_group = span(parts.group);
+        self.api_version = span(parts.version);
+        self.namespace = parts.namespace.map(span);
+        self.resource = Some(span(parts.resource));
+        self.subresource = parts.subresource.map(span);
+        self.name = parts.name.map(span);
         let named = parts.name.is_some();
         let verb = match parts.special_verb {
             Some(special) => special,
             None => resource_verb(method, named, query.watch)?,
         };
         self.dry_run = query.dry_run_all && matches!(verb, "create" | "update" | "patch");
-        self.verb = verb.to_owned();
+        self.verb = Cow::Borrowed(verb);
         Ok(())
     }
 }
@@ -133,7 +190,7 @@ impl<'a> ResourceParts<'a> {
             return check_non_resource_prefix(parts.peek(0)).map(|()| None);
         };
         let group = match prefix {
-            "api" => "",
+            "api" => &path[..0], // the core group, as an empty range
             "apis" if parts.peek(3).is_some() => parts.peek(1).unwrap_or_default(),
             _ => return check_non_resource_prefix(Some(prefix)).map(|()| None),
         };
@@ -263,8 +320,20 @@ fn check_non_resource_prefix(first: Option<&str>) -> Result<(), RequestInfoError
     }
 }
 
-fn non_resource_verb(method: &Method) -> String {
-    method.as_str().to_ascii_lowercase()
+/// The lowercase method; static for every standard method.
+fn non_resource_verb(method: &Method) -> Cow<'static, str> {
+    Cow::Borrowed(match *method {
+        Method::GET => "get",
+        Method::HEAD => "head",
+        Method::POST => "post",
+        Method::PUT => "put",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        Method::OPTIONS => "options",
+        Method::CONNECT => "connect",
+        Method::TRACE => "trace",
+        _ => return Cow::Owned(method.as_str().to_ascii_lowercase()),
+    })
 }
 
 /// The kube verb for a resource request without a legacy prefix.

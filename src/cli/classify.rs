@@ -70,13 +70,13 @@ fn render(
     let class = classify(&info, &policy, agent.unwrap_or_default());
     let decision = agent.map(|agent| policy.decide(agent, &info, &class));
     let report = Report {
-        verb: &info.verb,
-        api_group: &info.api_group,
-        api_version: &info.api_version,
-        namespace: info.namespace.as_deref(),
-        resource: info.resource.as_deref(),
-        subresource: info.subresource.as_deref(),
-        name: info.name.as_deref(),
+        verb: info.verb(),
+        api_group: info.api_group(),
+        api_version: info.api_version(),
+        namespace: info.namespace(),
+        resource: info.resource(),
+        subresource: info.subresource(),
+        name: info.name(),
         dry_run: info.dry_run,
         tier: class.tier.as_u8(),
         reason: &class.reason,

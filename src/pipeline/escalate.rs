@@ -114,7 +114,7 @@ fn approval_view(
     let (preview, truncated) = if body.is_empty() {
         (None, false)
     } else {
-        let (text, cut) = body_preview(body, info.resource.as_deref());
+        let (text, cut) = body_preview(body, info.resource());
         (Some(text), cut)
     };
     ApprovalView {
@@ -122,15 +122,15 @@ fn approval_view(
         request_id: e.request_id.clone().unwrap_or_default(),
         agent: e.agent.clone().unwrap_or_default(),
         tier: class.tier.as_u8(),
-        reason: class.reason.clone(),
+        reason: class.reason.to_string(),
         method: e.method.clone().unwrap_or_default(),
         path: e.path.clone().unwrap_or_default(),
-        verb: info.verb.clone(),
-        api_group: info.api_group.clone(),
-        resource: info.resource.clone(),
-        subresource: info.subresource.clone(),
-        namespace: info.namespace.clone(),
-        name: info.name.clone(),
+        verb: info.verb().to_owned(),
+        api_group: info.api_group().to_owned(),
+        resource: info.resource().map(str::to_owned),
+        subresource: info.subresource().map(str::to_owned),
+        namespace: info.namespace().map(str::to_owned),
+        name: info.name().map(str::to_owned),
         created_at: String::new(),
         expires_at: String::new(),
         body: preview,

@@ -82,12 +82,12 @@ impl Proxy {
         // measured 11-29% of sluice's CPU per request).
         if decision.action() == Action::Allow {
             tracing::debug!(
-                verb = %info.verb, path = %info.path, tier = class.tier.as_u8(),
+                verb = info.verb(), path = %info.path, tier = class.tier.as_u8(),
                 rule = decision.rule(), "allowed"
             );
         } else {
             tracing::info!(
-                verb = %info.verb, path = %info.path, tier = class.tier.as_u8(),
+                verb = info.verb(), path = %info.path, tier = class.tier.as_u8(),
                 decision = decision.action().as_str(), rule = decision.rule(), "decided"
             );
         }

@@ -55,19 +55,19 @@ impl Record {
 
     pub fn set_info(&mut self, info: &RequestInfo) {
         let e = &mut self.event;
-        e.verb = Some(info.verb.clone());
-        e.api_group = (info.is_resource_request).then(|| info.api_group.clone());
-        e.api_version = (!info.api_version.is_empty()).then(|| info.api_version.clone());
-        e.namespace = info.namespace.clone();
-        e.resource = info.resource.clone();
-        e.subresource = info.subresource.clone();
-        e.name = info.name.clone();
+        e.verb = Some(info.verb().to_owned());
+        e.api_group = (info.is_resource_request).then(|| info.api_group().to_owned());
+        e.api_version = (!info.api_version().is_empty()).then(|| info.api_version().to_owned());
+        e.namespace = info.namespace().map(str::to_owned);
+        e.resource = info.resource().map(str::to_owned);
+        e.subresource = info.subresource().map(str::to_owned);
+        e.name = info.name().map(str::to_owned);
     }
 
     pub fn set_decision(&mut self, class: &Classification, decision: &Decision) {
         self.event.tier = Some(class.tier.as_u8());
         self.event.decision = Some(decision.action().as_str());
-        self.event.reason = Some(class.reason.clone());
+        self.event.reason = Some(class.reason.to_string());
         self.event.rule = Some(decision.rule().to_owned());
     }
 

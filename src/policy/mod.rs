@@ -186,7 +186,7 @@ impl Policy {
     }
 
     pub fn decide(&self, agent: &str, info: &RequestInfo, class: &Classification) -> Decision {
-        let namespace = info.namespace.as_deref();
+        let namespace = info.namespace();
         let tier = usize::from(class.tier.as_u8());
         let (action, rule) = match self.agents.iter().find(|a| *a.name == *agent) {
             None => (
@@ -230,7 +230,7 @@ impl Operation {
         let Some((resource, sub)) = info.resource_path() else {
             return false;
         };
-        self.verbs.iter().any(|v| **v == *info.verb)
+        self.verbs.iter().any(|v| **v == *info.verb())
             && self
                 .resources
                 .iter()
@@ -238,11 +238,11 @@ impl Operation {
             && self
                 .api_groups
                 .as_ref()
-                .is_none_or(|groups| groups.iter().any(|g| **g == *info.api_group))
+                .is_none_or(|groups| groups.iter().any(|g| **g == *info.api_group()))
             && self
                 .namespaces
                 .as_ref()
-                .is_none_or(|globs| match &info.namespace {
+                .is_none_or(|globs| match info.namespace() {
                     None => globs.iter().any(Glob::is_any),
                     Some(ns) => globs.iter().any(|glob| glob.matches(ns)),
                 })

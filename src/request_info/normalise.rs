@@ -23,11 +23,8 @@ pub(super) fn normalise_path(raw: &str) -> Result<String, RequestInfoError> {
         out.push('/');
         return Ok(out);
     }
-    if !rest.bytes().any(|b| b == b'%' || b.is_ascii_control()) {
-        // Nothing to decode: check the segments and copy the path in one go.
-        for segment in rest.as_bytes().split(|&b| b == b'/') {
-            check_segment(segment)?;
-        }
+    if !needs_decoding(rest)? {
+        // Nothing to decode: the segments are checked, copy the path in one go.
         out.push('/');
         out.push_str(rest);
         return Ok(out);
@@ -44,6 +41,25 @@ pub(super) fn normalise_path(raw: &str) -> Result<String, RequestInfoError> {
         check_segment(&out.as_bytes()[start..])?;
     }
     Ok(out)
+}
+
+/// One pass over `rest`: whether it has anything to decode (`%`, or a control character for
+/// the slow path to refuse). When it has not, its segments have been checked on the way;
+/// when it has, the segments before the first such byte have been checked just as the slow
+/// path would check them, so the first refusal is the same either way.
+fn needs_decoding(rest: &str) -> Result<bool, RequestInfoError> {
+    let bytes = rest.as_bytes();
+    let mut start = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        if byte == b'/' {
+            check_segment(&bytes[start..at])?;
+            start = at + 1;
+        } else if byte == b'%' || byte.is_ascii_control() {
+            return Ok(true);
+        }
+    }
+    check_segment(&bytes[start..])?;
+    Ok(false)
 }
 
 /// Refuses empty and dot segments (after decoding).

@@ -98,15 +98,15 @@ fn derives_fields_like_the_apiserver() {
     ];
     for (method, uri, want) in rows {
         let info = parse(method, uri).unwrap();
-        let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+        let opt = |o: Option<&str>| o.unwrap_or_default().to_owned();
         let got = [
-            info.verb.clone(),
-            info.api_group.clone(),
-            info.api_version.clone(),
-            opt(&info.namespace),
-            opt(&info.resource),
-            opt(&info.subresource),
-            opt(&info.name),
+            info.verb().to_owned(),
+            info.api_group().to_owned(),
+            info.api_version().to_owned(),
+            opt(info.namespace()),
+            opt(info.resource()),
+            opt(info.subresource()),
+            opt(info.name()),
         ];
         assert_eq!(got.map(|s| s), want.map(str::to_owned), "{method} {uri}");
         assert!(info.is_resource_request, "{uri}");
@@ -128,10 +128,11 @@ fn short_or_foreign_paths_are_non_resource() {
     ] {
         let info = parse("GET", uri).unwrap();
         assert!(!info.is_resource_request, "{uri}");
-        assert_eq!(info.verb, "get");
-        assert_eq!(info.resource, None);
+        assert_eq!(info.verb(), "get");
+        assert_eq!(info.resource(), None);
     }
-    assert_eq!(parse("POST", "/api").unwrap().verb, "post");
+    assert_eq!(parse("POST", "/api").unwrap().verb(), "post");
+    assert_eq!(parse("PROPFIND", "/api").unwrap().verb(), "propfind");
 }
 
 #[test]
@@ -191,5 +192,5 @@ fn upgrade_is_kept() {
         .unwrap();
     let info = RequestInfo::parse(&Method::GET, &uri, true).unwrap();
     assert!(info.upgrade);
-    assert_eq!(info.subresource.as_deref(), Some("exec"));
+    assert_eq!(info.subresource(), Some("exec"));
 }
