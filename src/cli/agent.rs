@@ -16,18 +16,29 @@ use super::init::{self, Ca, SECRET_MODE};
 use crate::authn::{AgentSpec, Credentials, CredentialsFile, token_sha256};
 use crate::config::Config;
 
-/// What `agent add` was asked to do.
-#[derive(Debug)]
+/// What `agent add` was asked to do (its command-line arguments).
+#[derive(Debug, clap::Args)]
 pub struct AddOptions {
     pub name: String,
+    #[arg(long, short)]
     pub config: PathBuf,
+    /// The URL agents reach sluice at, e.g. https://sluice.sluice.svc
+    #[arg(long)]
     pub server: String,
+    /// Write the kubeconfig here (mode 0600) instead of stdout.
+    #[arg(long)]
     pub out: Option<PathBuf>,
+    /// key=value (repeatable).
+    #[arg(long = "label")]
     pub labels: Vec<String>,
+    /// Issue a client certificate (SPIFFE id spiffe://sluice.local/agent/NAME), not a token.
+    #[arg(long)]
     pub cert: bool,
-    /// The CA that signed `tls.cert`; default `ca.crt` beside `tls.cert`.
+    /// The CA that signed tls.cert [default: ca.crt beside tls.cert].
+    #[arg(long)]
     pub ca: Option<PathBuf>,
-    /// The CA's key (for `--cert`); default `ca.key` beside the CA certificate.
+    /// The CA's key, for --cert [default: ca.key beside the CA].
+    #[arg(long)]
     pub ca_key: Option<PathBuf>,
 }
 

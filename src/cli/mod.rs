@@ -79,29 +79,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
     /// Mint a token (or a client certificate), store only its hash, print a kubeconfig.
-    Add {
-        name: String,
-        #[arg(long, short)]
-        config: PathBuf,
-        /// The URL agents reach sluice at, e.g. https://sluice.sluice.svc
-        #[arg(long)]
-        server: String,
-        /// Write the kubeconfig here (mode 0600) instead of stdout.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// key=value (repeatable).
-        #[arg(long = "label")]
-        labels: Vec<String>,
-        /// Issue a client certificate (SPIFFE id spiffe://sluice.local/agent/NAME), not a token.
-        #[arg(long)]
-        cert: bool,
-        /// The CA that signed tls.cert [default: ca.crt beside tls.cert].
-        #[arg(long)]
-        ca: Option<PathBuf>,
-        /// The CA's key, for --cert [default: ca.key beside the CA].
-        #[arg(long)]
-        ca_key: Option<PathBuf>,
-    },
+    Add(agent::AddOptions),
     /// List agents: name, how they authenticate, labels.
     List {
         #[arg(long, short)]
@@ -128,25 +106,7 @@ pub fn run(cli: Cli) -> i32 {
         } => classify::run(&method, &path, config.as_deref(), agent.as_deref()),
         Command::Init { dir, hosts, force } => init::run(&dir, &hosts, force),
         Command::CheckConfig { config } => check_config::run(&config),
-        Command::Agent(AgentCommand::Add {
-            name,
-            config,
-            server,
-            out,
-            labels,
-            cert,
-            ca,
-            ca_key,
-        }) => agent::add(&agent::AddOptions {
-            name,
-            config,
-            server,
-            out,
-            labels,
-            cert,
-            ca,
-            ca_key,
-        }),
+        Command::Agent(AgentCommand::Add(options)) => agent::add(&options),
         Command::Agent(AgentCommand::List { config }) => agent::list(&config),
         Command::Agent(AgentCommand::Remove { name, config }) => agent::remove(&name, &config),
         Command::Approvals(args) => approvals::run(args),
