@@ -75,14 +75,7 @@ async fn http1_and_http2_clients_both_work_and_get_the_request_id() {
 #[tokio::test]
 async fn a_denied_agent_reads_the_tier_reason_and_rule() {
     let api = ApiServer::start().await;
-    let sluice = Sluice::start_with(
-        &api,
-        Options {
-            policy: SCOPED.into(),
-            ..Options::default()
-        },
-    )
-    .await;
+    let sluice = Sluice::start_with(&api, Options::with_policy(SCOPED)).await;
     let kc = sluice.agent_kubeconfig();
     let out = kubectl(&kc, &["delete", "pod", "web-0"]).await;
     assert!(!out.status.success());
@@ -265,14 +258,7 @@ async fn impersonation_mode_tells_the_apiserver_which_agent_it_is() {
         "upstream: {{server: \"{}\", ca: upstream-ca.crt, token_file: upstream-token, impersonate: true}}\n",
         api.url()
     );
-    let sluice = Sluice::start_with(
-        &api,
-        Options {
-            upstream: Some(upstream),
-            ..Options::default()
-        },
-    )
-    .await;
+    let sluice = Sluice::start_with(&api, Options::with_upstream(upstream)).await;
     let out = kubectl(
         &sluice.agent_kubeconfig(),
         &["get", "--raw", "/api/v1/namespaces"],

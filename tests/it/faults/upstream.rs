@@ -14,14 +14,7 @@ use crate::support::sluice::{Options, Sluice};
 const PODS: &str = "/api/v1/namespaces/default/pods";
 
 async fn with_upstream(api: &ApiServer, upstream: String) -> Sluice {
-    Sluice::start_with(
-        api,
-        Options {
-            upstream: Some(upstream),
-            ..Options::default()
-        },
-    )
-    .await
+    Sluice::start_with(api, Options::with_upstream(upstream)).await
 }
 
 /// The `complete` event of the request whose response was `text`.

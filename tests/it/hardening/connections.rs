@@ -152,14 +152,8 @@ async fn slowloris_connections_are_closed_after_the_header_timeout() {
 async fn a_client_that_never_reads_does_not_grow_sluice() {
     let rogue = Rogue::start(Behaviour::StreamForever).await;
     let api = ApiServer::start().await;
-    let sluice = Sluice::start_with(
-        &api,
-        Options {
-            upstream: Some(rogue.upstream_config("5s")),
-            ..Options::default()
-        },
-    )
-    .await;
+    let sluice =
+        Sluice::start_with(&api, Options::with_upstream(rogue.upstream_config("5s"))).await;
     let before = rss_kib(sluice.pid());
     let mut stalled = raw::connect_h1(&sluice).await;
     stalled

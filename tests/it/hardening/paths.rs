@@ -147,14 +147,7 @@ const DISGUISES: &[(&str, &str, u16)] = &[
 #[tokio::test]
 async fn path_disguises_never_reach_the_upstream() {
     let api = ApiServer::start().await;
-    let sluice = Sluice::start_with(
-        &api,
-        Options {
-            policy: T0_ONLY.into(),
-            ..Options::default()
-        },
-    )
-    .await;
+    let sluice = Sluice::start_with(&api, Options::with_policy(T0_ONLY)).await;
     let mut wrong = Vec::new();
     for (method, target, want) in DISGUISES {
         let text = exchange(
@@ -194,14 +187,7 @@ async fn path_disguises_never_reach_the_upstream() {
 #[tokio::test]
 async fn raw_control_bytes_in_the_request_line_are_refused_by_the_parser() {
     let api = ApiServer::start().await;
-    let sluice = Sluice::start_with(
-        &api,
-        Options {
-            policy: T0_ONLY.into(),
-            ..Options::default()
-        },
-    )
-    .await;
+    let sluice = Sluice::start_with(&api, Options::with_policy(T0_ONLY)).await;
     for target in [
         &b"/api/v1/namespaces/default/secrets\0"[..],
         b"/api/v1/namespaces/default/pods\x00/../secrets",

@@ -16,14 +16,7 @@ const UPGRADE: [&str; 3] = [
 #[tokio::test]
 async fn an_upgrade_header_does_not_change_what_a_path_is() {
     let api = ApiServer::start().await;
-    let sluice = Sluice::start_with(
-        &api,
-        Options {
-            policy: T0_ONLY.into(),
-            ..Options::default()
-        },
-    )
-    .await;
+    let sluice = Sluice::start_with(&api, Options::with_policy(T0_ONLY)).await;
     // A read that asks to upgrade is still a read: answered normally, not spliced.
     let text = exchange(
         &sluice,
@@ -56,14 +49,7 @@ async fn an_upgrade_header_does_not_change_what_a_path_is() {
 #[tokio::test]
 async fn bytes_behind_a_refused_upgrade_are_a_request_of_their_own() {
     let api = ApiServer::start().await;
-    let sluice = Sluice::start_with(
-        &api,
-        Options {
-            policy: T0_ONLY.into(),
-            ..Options::default()
-        },
-    )
-    .await;
+    let sluice = Sluice::start_with(&api, Options::with_policy(T0_ONLY)).await;
     // An exec upgrade with a secret read packed behind it, before any 101.
     let mut bytes = format!(
         "GET /api/v1/namespaces/default/pods/web-0/exec?command=sh HTTP/1.1\r\nHost: x\r\n\
@@ -82,14 +68,8 @@ async fn bytes_behind_a_refused_upgrade_are_a_request_of_their_own() {
 async fn an_upgrade_the_upstream_refuses_reaches_the_agent_as_is() {
     let rogue = Rogue::start(Behaviour::BadRequest).await;
     let api = ApiServer::start().await;
-    let sluice = Sluice::start_with(
-        &api,
-        Options {
-            upstream: Some(rogue.upstream_config("5s")),
-            ..Options::default()
-        },
-    )
-    .await;
+    let sluice =
+        Sluice::start_with(&api, Options::with_upstream(rogue.upstream_config("5s"))).await;
     // Bytes sent before the 101 that never comes must not be spliced to the upstream.
     let mut bytes = raw::request(
         "GET",

@@ -58,6 +58,24 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The defaults, with `policy` in force.
+    pub fn with_policy(policy: &str) -> Options {
+        Options {
+            policy: policy.into(),
+            ..Options::default()
+        }
+    }
+
+    /// The defaults, forwarding with this `upstream:` section.
+    pub fn with_upstream(upstream: String) -> Options {
+        Options {
+            upstream: Some(upstream),
+            ..Options::default()
+        }
+    }
+}
+
 /// A running sluice process; killed when dropped.
 pub struct Sluice {
     pub dir: tempfile::TempDir,
