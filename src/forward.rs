@@ -30,7 +30,7 @@ pub use auth::UpstreamAuth;
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
     /// Connecting, the TLS handshake, or the exchange failed.
-    #[error("upstream {upstream}: {source}")]
+    #[error("upstream {upstream}: {}", error_chain(.source.as_ref()))]
     Unreachable {
         upstream: String,
         #[source]
@@ -42,6 +42,23 @@ pub enum ForwardError {
     /// The upstream credential could not be obtained (token file unreadable, exec failed).
     #[error("upstream credential: {0}")]
     Credential(String),
+}
+
+/// `err` and each of its sources, joined by ": " (hyper-util's "client error (SendRequest)"
+/// alone does not say whether the connection closed or the stream was refused).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Some errors repeat their source's text in their own; say it once.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The upstream could not be set up at start.

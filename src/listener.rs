@@ -26,8 +26,20 @@ use crate::config::LimitsConfig;
 #[derive(Debug, Clone)]
 pub struct Peer {
     pub addr: SocketAddr,
+    /// `addr`'s IP as text, formatted once a connection for every request's audit events.
+    pub ip: Box<str>,
     /// The SPIFFE id of a client certificate that verified against `tls.client_ca`.
     pub spiffe_id: Option<String>,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr, spiffe_id: Option<String>) -> Peer {
+        Peer {
+            addr,
+            ip: addr.ip().to_string().into_boxed_str(),
+            spiffe_id,
+        }
+    }
 }
 
 /// More request headers than any Kubernetes client sends; beyond it, 431.
@@ -101,10 +113,7 @@ impl Connection {
         S::Future: Send + 'static,
     {
         let Some(acceptor) = &self.acceptor else {
-            let peer = Arc::new(Peer {
-                addr,
-                spiffe_id: None,
-            });
+            let peer = Arc::new(Peer::new(addr, None));
             return self
                 .serve_io(TokioIo::new(stream), make_service(peer))
                 .await;
@@ -126,7 +135,7 @@ impl Connection {
             .peer_certificates()
             .and_then(|chain| chain.first())
             .and_then(crate::tls::spiffe_id);
-        let peer = Arc::new(Peer { addr, spiffe_id });
+        let peer = Arc::new(Peer::new(addr, spiffe_id));
         self.serve_io(TokioIo::new(tls), make_service(peer)).await
     }
 

@@ -6,7 +6,7 @@
 //! is one of the audit log's words, agent is a name from `credentials.yaml` (or `none` before
 //! authentication), so a client cannot grow the series count.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -39,6 +39,8 @@ pub struct Metrics {
     policy_reloads: Family<ReloadLabels, Counter>,
     credentials_reloads: Family<ReloadLabels, Counter>,
     audit_source: Mutex<Option<AuditSource>>,
+    /// The agent label of a request refused before authentication.
+    no_agent: Arc<str>,
 }
 
 type AuditSource = Box<dyn Fn() -> AuditCounts + Send + Sync>;
@@ -46,8 +48,9 @@ type AuditSource = Box<dyn Fn() -> AuditCounts + Send + Sync>;
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     tier: &'static str,
-    decision: String,
-    agent: String,
+    decision: &'static str,
+    /// Shared with the agent's identity: counting a request copies no string.
+    agent: Arc<str>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -128,6 +131,7 @@ impl Metrics {
             policy_reloads,
             credentials_reloads,
             audit_source: Mutex::new(None),
+            no_agent: Arc::from("none"),
         }
     }
 
@@ -136,14 +140,14 @@ impl Metrics {
     pub fn record_request(
         &self,
         tier: Option<u8>,
-        decision: &str,
-        agent: Option<&str>,
+        decision: &'static str,
+        agent: Option<&Arc<str>>,
         seconds: f64,
     ) {
         let labels = RequestLabels {
             tier: tier_label(tier),
-            decision: decision.to_owned(),
-            agent: agent.unwrap_or("none").to_owned(),
+            decision,
+            agent: agent.unwrap_or(&self.no_agent).clone(),
         };
         self.requests.get_or_create(&labels).inc();
         self.request_duration.observe(seconds);
@@ -292,7 +296,7 @@ mod tests {
     #[test]
     fn scrape_parses_and_names_every_metric() {
         let m = Metrics::new();
-        m.record_request(Some(2), "allow", Some("claude-code"), 0.012);
+        m.record_request(Some(2), "allow", Some(&Arc::from("claude-code")), 0.012);
         m.policy_reload(true);
         let text = m.encode();
         assert!(text.ends_with("# EOF\n"), "{text}");
@@ -315,8 +319,9 @@ mod tests {
     fn counters_move() {
         let m = Metrics::new();
         let series = r#"sluice_requests_total{tier="3",decision="deny",agent="bot"}"#;
-        m.record_request(Some(3), "deny", Some("bot"), 0.001);
-        m.record_request(Some(3), "deny", Some("bot"), 0.001);
+        let bot = Arc::from("bot");
+        m.record_request(Some(3), "deny", Some(&bot), 0.001);
+        m.record_request(Some(3), "deny", Some(&bot), 0.001);
         m.record_request(None, "deny", None, 0.001);
         m.upstream_error();
         m.policy_reload(false);

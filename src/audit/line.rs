@@ -7,7 +7,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::event::AuditEvent;
+use super::event::{AuditEvent, Encoded, EventFields, Stage};
 use super::timestamp::Utc;
 
 /// Lowercase hex SHA-256, as it appears in `prev_hash` and `hash`.
@@ -35,9 +35,34 @@ impl ChainHead {
     };
 }
 
+/// What a line is made from: a stage and the fields after it.
+pub trait LineEvent {
+    fn stage(&self) -> Stage;
+    /// Appends `,"request_id":…` and the rest of the fields to `out`.
+    fn write_fields(&self, out: &mut Vec<u8>);
+}
+
+impl LineEvent for Encoded {
+    fn stage(&self) -> Stage {
+        self.stage
+    }
+    fn write_fields(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.fields);
+    }
+}
+
+impl LineEvent for AuditEvent {
+    fn stage(&self) -> Stage {
+        self.stage
+    }
+    fn write_fields(&self, out: &mut Vec<u8>) {
+        write_fields(&self.fields(), out);
+    }
+}
+
 /// Appends `event` as one complete line (with trailing newline) to `out`, chained after
 /// `head`, and returns the new head.
-pub fn encode(event: &AuditEvent, head: &ChainHead, now: &Utc, out: &mut Vec<u8>) -> ChainHead {
+pub fn encode(event: &impl LineEvent, head: &ChainHead, now: &Utc, out: &mut Vec<u8>) -> ChainHead {
     let start = out.len();
     let seq = head.seq + 1;
     out.extend_from_slice(b"{\"seq\":");
@@ -45,15 +70,9 @@ pub fn encode(event: &AuditEvent, head: &ChainHead, now: &Utc, out: &mut Vec<u8>
     out.extend_from_slice(b",\"timestamp\":\"");
     now.write_rfc3339(out);
     out.extend_from_slice(b"\",\"stage\":\"");
-    out.extend_from_slice(event.stage.as_str().as_bytes());
+    out.extend_from_slice(event.stage().as_str().as_bytes());
     out.push(b'"');
-    write_fields(event, out);
-    for (key, value) in &event.details {
-        out.push(b',');
-        push_str(out, key);
-        out.push(b':');
-        push_str(out, value);
-    }
+    event.write_fields(out);
     out.extend_from_slice(b",\"prev_hash\":\"");
     out.extend_from_slice(&head.hash);
     out.push(b'"');
@@ -76,27 +95,29 @@ pub fn hash_line(body: &[u8]) -> HexHash {
     hex
 }
 
-fn write_fields(e: &AuditEvent, out: &mut Vec<u8>) {
-    opt_str(out, "request_id", e.request_id.as_deref());
-    opt_str(out, "agent", e.agent.as_deref());
+/// Writes `e` as `,"request_id":…` … `,"bytes":…` and then its details, in the contract's
+/// order; the one place that order is written down.
+pub(super) fn write_fields(e: &EventFields<'_>, out: &mut Vec<u8>) {
+    opt_str(out, "request_id", e.request_id);
+    opt_str(out, "agent", e.agent);
     opt_str(out, "auth", e.auth);
-    opt_str(out, "source_ip", e.source_ip.as_deref());
-    opt_str(out, "user_agent", e.user_agent.as_deref());
-    opt_str(out, "method", e.method.as_deref());
-    opt_str(out, "path", e.path.as_deref());
-    opt_str(out, "verb", e.verb.as_deref());
-    opt_str(out, "api_group", e.api_group.as_deref());
-    opt_str(out, "api_version", e.api_version.as_deref());
-    opt_str(out, "namespace", e.namespace.as_deref());
-    opt_str(out, "resource", e.resource.as_deref());
-    opt_str(out, "subresource", e.subresource.as_deref());
-    opt_str(out, "name", e.name.as_deref());
+    opt_str(out, "source_ip", e.source_ip);
+    opt_str(out, "user_agent", e.user_agent);
+    opt_str(out, "method", e.method);
+    opt_str(out, "path", e.path);
+    opt_str(out, "verb", e.verb);
+    opt_str(out, "api_group", e.api_group);
+    opt_str(out, "api_version", e.api_version);
+    opt_str(out, "namespace", e.namespace);
+    opt_str(out, "resource", e.resource);
+    opt_str(out, "subresource", e.subresource);
+    opt_str(out, "name", e.name);
     opt_u64(out, "tier", e.tier.map(u64::from));
     opt_str(out, "decision", e.decision);
-    opt_str(out, "reason", e.reason.as_deref());
-    opt_str(out, "rule", e.rule.as_deref());
+    opt_str(out, "reason", e.reason);
+    opt_str(out, "rule", e.rule);
     out.extend_from_slice(b",\"approved_by\":");
-    match &e.approved_by {
+    match e.approved_by {
         None => out.extend_from_slice(b"null"),
         Some(names) => {
             out.push(b'[');
@@ -113,6 +134,12 @@ fn write_fields(e: &AuditEvent, out: &mut Vec<u8>) {
     opt_u64(out, "status", e.status.map(u64::from));
     opt_u64(out, "latency_us", e.latency_us);
     opt_u64(out, "bytes", e.bytes);
+    for (key, value) in e.details {
+        out.push(b',');
+        push_str(out, key);
+        out.push(b':');
+        push_str(out, value);
+    }
 }
 
 fn key(out: &mut Vec<u8>, key: &str) {
@@ -187,7 +214,6 @@ fn push_str(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::event::Stage;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn now() -> Utc {
@@ -261,7 +287,16 @@ mod tests {
     #[test]
     fn chains_seq_and_prev_hash() {
         let mut out = Vec::new();
-        let e = AuditEvent::new(Stage::Complete);
+        let e = Encoded::from(AuditEvent::new(Stage::Complete));
+        assert_eq!(
+            line(&AuditEvent::new(Stage::Complete)).0.len(),
+            {
+                let mut one = Vec::new();
+                encode(&e, &ChainHead::GENESIS, &now(), &mut one);
+                one.len()
+            },
+            "an event and its encoded form make the same line"
+        );
         let h1 = encode(&e, &ChainHead::GENESIS, &now(), &mut out);
         let h2 = encode(&e, &h1, &now(), &mut out);
         assert_eq!(h2.seq, 2);

@@ -29,7 +29,7 @@ mod writer;
 #[cfg(test)]
 mod fuzz_tests;
 
-pub use event::{AuditEvent, Stage};
+pub use event::{AuditEvent, Encoded, EventFields, Stage};
 pub use file::Faults;
 
 use std::path::PathBuf;
@@ -115,7 +115,7 @@ impl AuditLog {
                 let mut event = AuditEvent::new(Stage::Recovery);
                 event.reason = Some(cut.reason.to_string());
                 event.details = vec![("bytes_dropped", cut.bytes_dropped.to_string())];
-                writer.write_now(event)?;
+                writer.write_now(event.into())?;
             }
             Ok::<_, AuditError>(writer)
         })
@@ -126,11 +126,12 @@ impl AuditLog {
         Ok((AuditLog { tx, stats }, AuditTask { handle }))
     }
 
-    /// Appends `event` and waits until it is durable; returns its seq.
-    pub async fn append(&self, event: AuditEvent) -> Result<u64, AuditError> {
+    /// Appends `event` and waits until it is durable; returns its seq. An [`AuditEvent`] is
+    /// written to JSON here, on the caller's thread.
+    pub async fn append(&self, event: impl Into<Encoded>) -> Result<u64, AuditError> {
         let (ack, done) = oneshot::channel();
         let request = Request {
-            event,
+            event: event.into(),
             ack: Some(ack),
         };
         self.tx.send(request).map_err(|_| AuditError::Closed)?;
@@ -148,8 +149,11 @@ impl AuditLog {
 
     /// Appends `event` without waiting (for `complete` events: ordering still holds).
     /// A failure is counted in [`AuditLog::write_errors`] and logged by the writer.
-    pub fn append_detached(&self, event: AuditEvent) {
-        let request = Request { event, ack: None };
+    pub fn append_detached(&self, event: impl Into<Encoded>) {
+        let request = Request {
+            event: event.into(),
+            ack: None,
+        };
         if self.tx.send(request).is_err() {
             self.stats.events_failed.fetch_add(1, Ordering::Relaxed);
             tracing::error!("audit writer has stopped; detached event lost");
@@ -170,6 +174,18 @@ impl AuditLog {
     pub fn events_failed(&self) -> u64 {
         self.stats.events_failed.load(Ordering::Relaxed)
     }
+}
+
+/// `event` as the first line of a new log, without its newline (test helper).
+#[cfg(test)]
+pub(crate) fn encode_line_for_tests(event: &Encoded, out: &mut Vec<u8>) {
+    line::encode(
+        event,
+        &line::ChainHead::GENESIS,
+        &timestamp::Utc::now(),
+        out,
+    );
+    out.pop();
 }
 
 /// The chain head a line leaves behind (test helper for forging lines).

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
-use super::event::AuditEvent;
+use super::event::Encoded;
 use super::file::LogFile;
 use super::line::{ChainHead, encode};
 use super::rotate::rotate;
@@ -33,7 +33,7 @@ const LINGER: Duration = Duration::from_micros(200);
 
 /// One queued event and, unless detached, who waits for it to be durable.
 pub(crate) struct Request {
-    pub event: AuditEvent,
+    pub event: Encoded,
     pub ack: Option<oneshot::Sender<Result<u64, AuditError>>>,
 }
 
@@ -87,7 +87,7 @@ impl Writer {
     }
 
     /// Writes one event now, outside the channel (the `recovery` event on open).
-    pub fn write_now(&mut self, event: AuditEvent) -> Result<u64, AuditError> {
+    pub fn write_now(&mut self, event: Encoded) -> Result<u64, AuditError> {
         let (tx, mut rx) = oneshot::channel();
         let mut batch = vec![Request {
             event,

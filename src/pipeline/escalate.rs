@@ -42,10 +42,10 @@ pub async fn hold(
     proxy.record_durably(record).await?;
 
     let view = approval_view(record, info, class, &body);
-    let mut abandoned = record.decision_event();
+    let mut abandoned = record.to_event();
     abandoned.decision = Some("abandoned");
     let (held, view) = approvals.hold(view, abandoned).map_err(|max_pending| {
-        tracing::warn!(max_pending, "approval queue full; refusing");
+        tracing::warn!(request.id = %record.request_id, max_pending, "approval queue full; refusing");
         // The escalate event is written; this one says it ended there, not held.
         record.set_refused(format!(
             "approval queue full (approvals.max_pending {max_pending})"
@@ -54,23 +54,26 @@ pub async fn hold(
             retry_after_secs: 30,
         }
     })?;
-    tracing::info!(approval.id = %view.id, "held for approval: {escalation_message}");
+    tracing::info!(
+        request.id = %record.request_id, approval.id = %view.id,
+        "held for approval: {escalation_message}"
+    );
     let started = std::time::Instant::now();
     let outcome = held.wait().await;
     let waited = started.elapsed();
     proxy.metrics.approval_wait(waited.as_secs_f64());
-    record.event.approval_latency_ms = Some(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
+    record.approval_latency_ms = Some(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
     match outcome {
         Outcome::Approved(approved) => {
-            record.event.decision = Some("approved");
-            record.event.approved_by = Some(approved.approvers().to_vec());
+            record.decision = Some("approved");
+            record.approved_by = Some(approved.approvers().to_vec());
             proxy.record_durably(record).await?;
             let request = Request::from_parts(parts, crate::error::full(body));
             Ok((Permit::from_approval(approved), request))
         }
         Outcome::Rejected { by, reason } => {
-            record.event.decision = Some("rejected");
-            record.event.approved_by = Some(vec![by.clone()]);
+            record.decision = Some("rejected");
+            record.approved_by = Some(vec![by.clone()]);
             let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
             Err(Refusal::Forbidden(format!(
                 "sluice: approver {by} denied this request (tier {} {}){why}",
@@ -78,7 +81,7 @@ pub async fn hold(
             )))
         }
         Outcome::Expired { after } => {
-            record.event.decision = Some("expired");
+            record.decision = Some("expired");
             Err(Refusal::Forbidden(format!(
                 "sluice: approval for tier {} ({}) expired after {} seconds without a decision",
                 class.tier,
@@ -110,7 +113,6 @@ fn approval_view(
     class: &Classification,
     body: &[u8],
 ) -> ApprovalView {
-    let e = &record.event;
     let (preview, truncated) = if body.is_empty() {
         (None, false)
     } else {
@@ -119,12 +121,12 @@ fn approval_view(
     };
     ApprovalView {
         id: String::new(),
-        request_id: e.request_id.clone().unwrap_or_default(),
-        agent: e.agent.clone().unwrap_or_default(),
+        request_id: record.request_id.clone(),
+        agent: record.agent().unwrap_or_default().to_owned(),
         tier: class.tier.as_u8(),
         reason: class.reason.to_string(),
-        method: e.method.clone().unwrap_or_default(),
-        path: e.path.clone().unwrap_or_default(),
+        method: record.method().to_owned(),
+        path: record.path().to_owned(),
         verb: info.verb().to_owned(),
         api_group: info.api_group().to_owned(),
         resource: info.resource().map(str::to_owned),

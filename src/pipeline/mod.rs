@@ -52,12 +52,15 @@ impl Proxy {
         request: Request<Incoming>,
     ) -> Result<Response<Body>, Infallible> {
         let request_id = new_request_id();
-        let span =
-            tracing::info_span!("request", request.id = %request_id, agent = tracing::field::Empty);
-        let mut record = Record::new(&request_id, &peer, &request);
+        let id_header = HeaderValue::from_str(&request_id).ok();
+        // A span a request costs a slab entry, its fields formatted, and an enter and exit
+        // at every poll; at the default level the lines that matter (refusals, escalations,
+        // failures) name the request themselves, and the span exists only at debug.
+        let span = tracing::debug_span!("request", request.id = %request_id, agent = tracing::field::Empty);
+        let mut record = Record::new(request_id, &peer, &request);
         let outcome = self.run(&peer, request, &mut record).instrument(span).await;
         let response = outcome.unwrap_or_else(|refusal| self.refuse(refusal, record));
-        Ok(with_request_id(response, &request_id))
+        Ok(with_request_id(response, id_header))
     }
 
     /// The phases. A refusal is audited and answered by the caller, from `record`.
@@ -87,7 +90,8 @@ impl Proxy {
             );
         } else {
             tracing::info!(
-                verb = info.verb(), path = %info.path, tier = class.tier.as_u8(),
+                request.id = %record.request_id, agent = &*agent.name, verb = info.verb(),
+                path = %info.path, tier = class.tier.as_u8(),
                 decision = decision.action().as_str(), rule = decision.rule(), "decided"
             );
         }
@@ -167,7 +171,10 @@ impl Proxy {
             .await
             .map(drop)
             .map_err(|err| {
-                tracing::error!(error = %err, "audit log unavailable; refusing");
+                tracing::error!(
+                    request.id = %record.request_id, error = %err,
+                    "audit log unavailable; refusing"
+                );
                 Refusal::AuditUnavailable
             })
     }
@@ -181,22 +188,21 @@ impl Proxy {
         record: &mut Record,
         agent: &AgentIdentity,
     ) -> Response<Body> {
-        let request_id = record.event.request_id.clone().unwrap_or_default();
         let ctx = ForwardContext {
-            request_id: &request_id,
+            request_id: &record.request_id,
             agent: &agent.name,
         };
-        match self
+        let sent = self
             .upstream
             .send(permit, request, ctx, on_upgrade.is_some())
-            .await
-        {
+            .await;
+        match sent {
             // The caller needs the record only for refusals; a response takes it whole.
             Ok(response) => self.respond(response, on_upgrade, record.take()),
             Err(err) => {
-                tracing::warn!(error = %err, "upstream failed");
+                tracing::warn!(request.id = %record.request_id, error = %err, "upstream failed");
                 self.metrics.upstream_error();
-                record.event.reason = Some(format!("upstream: {err}"));
+                record.set_reason(format!("upstream: {err}"));
                 let refusal = match err {
                     ForwardError::Timeout { upstream, .. } => Refusal::UpstreamTimeout(upstream),
                     ForwardError::Unreachable { upstream, .. } => {
@@ -246,7 +252,7 @@ impl Proxy {
     /// Records a refusal (decision and completion) and answers it.
     fn refuse(&self, refusal: Refusal, mut record: Record) -> Response<Body> {
         let response = refusal.to_response(None);
-        if record.event.decision.is_none() {
+        if record.decision.is_none() {
             record.set_refused(refusal.message());
         }
         // A refused request forwards nothing, so its events need not hold the response.
@@ -304,8 +310,11 @@ fn has_impersonation(headers: &HeaderMap) -> bool {
         .any(|name| name.as_str().starts_with("impersonate-"))
 }
 
-fn with_request_id(mut response: Response<Body>, request_id: &str) -> Response<Body> {
-    if let Ok(value) = HeaderValue::from_str(request_id) {
+fn with_request_id(
+    mut response: Response<Body>,
+    request_id: Option<HeaderValue>,
+) -> Response<Body> {
+    if let Some(value) = request_id {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     response.headers_mut().remove(header::SERVER);

@@ -2,16 +2,17 @@
 //! [`Completion`] guard that writes its `complete` event on every outcome: when the response
 //! body ends, when the agent goes away mid-stream, or when a spliced upgrade closes.
 
+use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::Request;
+use http::{HeaderValue, Method, Request, Uri};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
-use crate::audit::{AuditEvent, AuditLog, Stage};
+use crate::audit::{AuditEvent, AuditLog, Encoded, EventFields, Stage};
 use crate::authn::AgentIdentity;
 use crate::classify::Classification;
 use crate::listener::Peer;
@@ -19,92 +20,221 @@ use crate::metrics::Metrics;
 use crate::policy::Decision;
 use crate::request_info::RequestInfo;
 
-/// The fields shared by a request's `decision` and `complete` events.
+/// What a request's `decision` and `complete` events say, kept as the values the pipeline
+/// already holds (shared or moved, not copied into strings) and written as JSON straight
+/// from them, on the request's own thread, when an event is due.
 #[derive(Debug, Clone)]
 pub struct Record {
-    pub event: AuditEvent,
+    pub request_id: String,
     pub started: Instant,
+    peer: Arc<Peer>,
+    user_agent: Option<HeaderValue>,
+    method: Method,
+    /// The request target as sent; cloning a `Uri` shares its bytes.
+    uri: Uri,
+    /// Set only when the query carried a token: the path and query with its value replaced,
+    /// so no token is ever stored in the audit log (the request itself is refused).
+    redacted: Option<String>,
+    agent: Option<(Arc<str>, &'static str)>,
+    info: Option<RequestInfo>,
+    class: Option<Classification>,
+    rule: Option<Decision>,
+    /// allow | deny | escalate | approved | rejected | expired | abandoned
+    pub decision: Option<&'static str>,
+    /// Replaces the classification's reason: why a request was refused or ended early.
+    reason: Option<String>,
+    pub approved_by: Option<Vec<String>>,
+    pub approval_latency_ms: Option<u64>,
+}
+
+/// How a request ended, for its `complete` event.
+#[derive(Debug, Clone, Copy)]
+struct End {
+    status: u16,
+    latency_us: u64,
+    bytes: u64,
 }
 
 impl Record {
     /// Starts the record of a request as it arrives.
-    pub fn new<B>(request_id: &str, peer: &Peer, request: &Request<B>) -> Record {
-        let mut event = AuditEvent::new(Stage::Decision);
-        event.request_id = Some(request_id.to_owned());
-        event.source_ip = Some(peer.addr.ip().to_string());
-        event.user_agent = request
-            .headers()
-            .get(http::header::USER_AGENT)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        event.method = Some(request.method().as_str().to_owned());
+    pub fn new<B>(request_id: String, peer: &Arc<Peer>, request: &Request<B>) -> Record {
         let path_and_query = request
             .uri()
             .path_and_query()
             .map_or_else(|| request.uri().path(), |p| p.as_str());
-        event.path = Some(redact_tokens(path_and_query));
+        let redacted = match redact_tokens(path_and_query) {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(redacted) => Some(redacted),
+        };
         Record {
-            event,
-            started: Instant::now(),
+            request_id,
+            user_agent: request.headers().get(http::header::USER_AGENT).cloned(),
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            redacted,
+            ..Record::empty(peer.clone(), Instant::now())
+        }
+    }
+
+    /// A record that knows nothing yet.
+    fn empty(peer: Arc<Peer>, started: Instant) -> Record {
+        Record {
+            request_id: String::new(),
+            started,
+            peer,
+            user_agent: None,
+            method: Method::GET,
+            uri: Uri::default(),
+            redacted: None,
+            agent: None,
+            info: None,
+            class: None,
+            rule: None,
+            decision: None,
+            reason: None,
+            approved_by: None,
+            approval_latency_ms: None,
         }
     }
 
     pub fn set_agent(&mut self, agent: &AgentIdentity) {
-        self.event.agent = Some(agent.name.to_string());
-        self.event.auth = Some(agent.auth.as_str());
+        self.agent = Some((agent.name.clone(), agent.auth.as_str()));
     }
 
     pub fn set_info(&mut self, info: &RequestInfo) {
-        let e = &mut self.event;
-        e.verb = Some(info.verb().to_owned());
-        e.api_group = (info.is_resource_request).then(|| info.api_group().to_owned());
-        e.api_version = (!info.api_version().is_empty()).then(|| info.api_version().to_owned());
-        e.namespace = info.namespace().map(str::to_owned);
-        e.resource = info.resource().map(str::to_owned);
-        e.subresource = info.subresource().map(str::to_owned);
-        e.name = info.name().map(str::to_owned);
+        self.info = Some(info.clone());
     }
 
     pub fn set_decision(&mut self, class: &Classification, decision: &Decision) {
-        self.event.tier = Some(class.tier.as_u8());
-        self.event.decision = Some(decision.action().as_str());
-        self.event.reason = Some(class.reason.to_string());
-        self.event.rule = Some(decision.rule().to_owned());
+        self.class = Some(class.clone());
+        self.decision = Some(decision.action().as_str());
+        self.rule = Some(decision.clone());
     }
 
-    /// A refusal before policy ran (authentication, a malformed request): decision deny.
+    /// A refusal (authentication, a malformed request, a held request that could not be
+    /// held): decision deny, and why.
     pub fn set_refused(&mut self, reason: String) {
-        self.event.decision = Some("deny");
-        self.event.reason = Some(reason);
+        self.decision = Some("deny");
+        self.reason = Some(reason);
+    }
+
+    /// Notes why the exchange ended early (an upstream failure, say).
+    pub fn set_reason(&mut self, reason: String) {
+        self.reason = Some(reason);
+    }
+
+    pub fn agent(&self) -> Option<&str> {
+        self.agent.as_ref().map(|(name, _)| &**name)
+    }
+
+    pub fn method(&self) -> &str {
+        self.method.as_str()
+    }
+
+    /// The path and query as recorded (a token in the query redacted).
+    pub fn path(&self) -> &str {
+        match &self.redacted {
+            Some(redacted) => redacted,
+            None => self
+                .uri
+                .path_and_query()
+                .map_or_else(|| self.uri.path(), |p| p.as_str()),
+        }
     }
 
     /// Moves the record out, leaving an empty one behind (no allocation).
     pub fn take(&mut self) -> Record {
-        std::mem::replace(
-            self,
-            Record {
-                event: AuditEvent::new(Stage::Decision),
-                started: self.started,
-            },
-        )
+        let empty = Record::empty(self.peer.clone(), self.started);
+        std::mem::replace(self, empty)
     }
 
-    /// The event recording what was decided.
-    pub fn decision_event(&self) -> AuditEvent {
-        let mut event = self.event.clone();
-        event.stage = Stage::Decision;
-        event
+    /// The event recording what was decided, written now.
+    pub fn decision_event(&self) -> Encoded {
+        self.encode(Stage::Decision, None)
+    }
+
+    /// The same event as an owned [`AuditEvent`], for whoever must change it later (the
+    /// approval queue's `abandoned` event).
+    pub fn to_event(&self) -> AuditEvent {
+        let owned = |s: Option<&str>| s.map(str::to_owned);
+        self.with_fields(None, |f| {
+            let mut event = AuditEvent::new(Stage::Decision);
+            event.request_id = owned(f.request_id);
+            event.agent = owned(f.agent);
+            event.auth = self.agent.as_ref().map(|(_, auth)| *auth);
+            event.source_ip = owned(f.source_ip);
+            event.user_agent = owned(f.user_agent);
+            event.method = owned(f.method);
+            event.path = owned(f.path);
+            event.verb = owned(f.verb);
+            event.api_group = owned(f.api_group);
+            event.api_version = owned(f.api_version);
+            event.namespace = owned(f.namespace);
+            event.resource = owned(f.resource);
+            event.subresource = owned(f.subresource);
+            event.name = owned(f.name);
+            event.tier = f.tier;
+            event.decision = self.decision;
+            event.reason = owned(f.reason);
+            event.rule = owned(f.rule);
+            event.approved_by = f.approved_by.map(<[String]>::to_vec);
+            event.approval_latency_ms = f.approval_latency_ms;
+            event
+        })
+    }
+
+    fn encode(&self, stage: Stage, end: Option<End>) -> Encoded {
+        self.with_fields(end, |fields| Encoded::new(stage, fields))
+    }
+
+    /// Calls `f` with this record's fields, borrowed.
+    fn with_fields<T>(&self, end: Option<End>, f: impl FnOnce(&EventFields<'_>) -> T) -> T {
+        let user_agent = self
+            .user_agent
+            .as_ref()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()));
+        let info = self.info.as_ref();
+        let fields = EventFields {
+            request_id: Some(&self.request_id),
+            agent: self.agent(),
+            auth: self.agent.as_ref().map(|(_, auth)| *auth),
+            source_ip: Some(&self.peer.ip),
+            user_agent: user_agent.as_deref(),
+            method: Some(self.method()),
+            path: Some(self.path()),
+            verb: info.map(RequestInfo::verb),
+            api_group: info
+                .filter(|i| i.is_resource_request)
+                .map(RequestInfo::api_group),
+            api_version: info.map(RequestInfo::api_version).filter(|v| !v.is_empty()),
+            namespace: info.and_then(RequestInfo::namespace),
+            resource: info.and_then(RequestInfo::resource),
+            subresource: info.and_then(RequestInfo::subresource),
+            name: info.and_then(RequestInfo::name),
+            tier: self.class.as_ref().map(|c| c.tier.as_u8()),
+            decision: self.decision,
+            reason: self
+                .reason
+                .as_deref()
+                .or_else(|| self.class.as_ref().map(|c| &*c.reason)),
+            rule: self.rule.as_ref().map(Decision::rule),
+            approved_by: self.approved_by.as_deref(),
+            approval_latency_ms: self.approval_latency_ms,
+            status: end.map(|e| e.status),
+            latency_us: end.map(|e| e.latency_us),
+            bytes: end.map(|e| e.bytes),
+            details: &[],
+        };
+        f(&fields)
     }
 
     /// A guard that writes the `complete` event (and counts the request) when dropped.
     pub fn completion(self, audit: AuditLog, metrics: Arc<Metrics>, status: u16) -> Completion {
-        let mut event = self.event;
-        event.stage = Stage::Complete;
-        event.status = Some(status);
         Completion {
             audit,
             metrics,
-            event: Some(event),
-            started: self.started,
+            record: Some(self),
+            status,
             bytes: 0,
         }
     }
@@ -115,12 +245,12 @@ pub const TOKEN_PARAM: &str = "access_token";
 
 /// `path_and_query` with the value of any `access_token` parameter replaced, so no token
 /// is ever stored in the audit log (the request itself is refused).
-pub fn redact_tokens(path_and_query: &str) -> String {
+pub fn redact_tokens(path_and_query: &str) -> Cow<'_, str> {
     let Some((path, query)) = path_and_query.split_once('?') else {
-        return path_and_query.to_owned();
+        return Cow::Borrowed(path_and_query);
     };
     if !query.split('&').any(|pair| is_token_param(key_of(pair))) {
-        return path_and_query.to_owned();
+        return Cow::Borrowed(path_and_query);
     }
     let query: Vec<String> = query
         .split('&')
@@ -133,7 +263,7 @@ pub fn redact_tokens(path_and_query: &str) -> String {
             }
         })
         .collect();
-    format!("{path}?{}", query.join("&"))
+    Cow::Owned(format!("{path}?{}", query.join("&")))
 }
 
 /// The key of one `key=value` query pair.
@@ -154,8 +284,8 @@ pub fn is_token_param(key: &str) -> bool {
 pub struct Completion {
     audit: AuditLog,
     metrics: Arc<Metrics>,
-    event: Option<AuditEvent>,
-    started: Instant,
+    record: Option<Record>,
+    status: u16,
     bytes: u64,
 }
 
@@ -166,25 +296,29 @@ impl Completion {
 
     /// Notes why the exchange ended early (an upstream reset mid-stream, say).
     pub fn set_reason(&mut self, reason: String) {
-        if let Some(event) = self.event.as_mut() {
-            event.reason = Some(reason);
+        if let Some(record) = self.record.as_mut() {
+            record.set_reason(reason);
         }
     }
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        if let Some(mut event) = self.event.take() {
-            let elapsed = self.started.elapsed();
-            event.latency_us = Some(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
-            event.bytes = Some(self.bytes);
+        if let Some(record) = self.record.take() {
+            let elapsed = record.started.elapsed();
+            let end = End {
+                status: self.status,
+                latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                bytes: self.bytes,
+            };
             self.metrics.record_request(
-                event.tier,
-                event.decision.unwrap_or("deny"),
-                event.agent.as_deref(),
+                record.class.as_ref().map(|c| c.tier.as_u8()),
+                record.decision.unwrap_or("deny"),
+                record.agent.as_ref().map(|(name, _)| name),
                 elapsed.as_secs_f64(),
             );
-            self.audit.append_detached(event);
+            self.audit
+                .append_detached(record.encode(Stage::Complete, Some(end)));
         }
     }
 }
@@ -253,6 +387,90 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authn::AuthMethod;
+    use crate::classify::classify;
+    use crate::policy::Policy;
+
+    fn record(uri: &str) -> Record {
+        let peer = Arc::new(Peer::new("10.1.2.3:4567".parse().unwrap(), None));
+        let request = Request::patch(uri)
+            .header("user-agent", "kubectl/v1.33 \"q\"")
+            .body(())
+            .unwrap();
+        let mut record = Record::new("sl_abc".into(), &peer, &request);
+        record.set_agent(&AgentIdentity {
+            name: "claude-code".into(),
+            labels: Default::default(),
+            auth: AuthMethod::Token,
+        });
+        let info = RequestInfo::parse(request.method(), request.uri(), false).unwrap();
+        record.set_info(&info);
+        let policy = Policy::default();
+        let class = classify(&info, &policy, "claude-code");
+        record.set_decision(&class, &policy.decide("claude-code", &info, &class));
+        record
+    }
+
+    fn json(encoded: &Encoded) -> serde_json::Value {
+        let mut line = Vec::new();
+        crate::audit::encode_line_for_tests(encoded, &mut line);
+        serde_json::from_slice(&line).unwrap()
+    }
+
+    #[test]
+    fn events_are_written_from_the_record_as_an_audit_event_would_be() {
+        let record = record("/apis/apps/v1/namespaces/dev/deployments/web/scale?dryRun=None");
+        assert_eq!(
+            record.decision_event(),
+            Encoded::from(record.to_event()),
+            "the borrowed and the owned form write the same bytes"
+        );
+        let v = json(&record.decision_event());
+        assert_eq!(v["request_id"], "sl_abc");
+        assert_eq!(v["agent"], "claude-code");
+        assert_eq!(v["auth"], "token");
+        assert_eq!(v["source_ip"], "10.1.2.3");
+        assert_eq!(v["user_agent"], "kubectl/v1.33 \"q\"");
+        assert_eq!(v["method"], "PATCH");
+        assert_eq!(
+            v["path"],
+            "/apis/apps/v1/namespaces/dev/deployments/web/scale?dryRun=None"
+        );
+        assert_eq!(v["verb"], "patch");
+        assert_eq!(v["api_group"], "apps");
+        assert_eq!(v["api_version"], "v1");
+        assert_eq!(v["namespace"], "dev");
+        assert_eq!(v["resource"], "deployments");
+        assert_eq!(v["subresource"], "scale");
+        assert_eq!(v["name"], "web");
+        assert_eq!(v["tier"], 2);
+        assert_eq!(v["decision"], "deny");
+        assert_eq!(v["reason"], "patch of deployments/scale");
+        assert!(v["rule"].as_str().unwrap().starts_with("default"));
+        assert_eq!(v["status"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn the_complete_event_adds_the_end_and_a_late_reason() {
+        let mut record = record("/api/v1/namespaces?access_token=s3cret");
+        record.set_reason("upstream: reset".into());
+        let end = End {
+            status: 502,
+            latency_us: 1234,
+            bytes: 0,
+        };
+        let v = json(&record.encode(Stage::Complete, Some(end)));
+        assert_eq!(v["stage"], "complete");
+        assert_eq!(v["path"], "/api/v1/namespaces?access_token=<redacted>");
+        assert_eq!(
+            v["api_group"], "",
+            "the core group is an empty string, not null"
+        );
+        assert_eq!(v["reason"], "upstream: reset");
+        assert_eq!(v["status"], 502);
+        assert_eq!(v["latency_us"], 1234);
+        assert_eq!(v["bytes"], 0);
+    }
 
     #[test]
     fn tokens_in_the_query_never_reach_the_record() {
