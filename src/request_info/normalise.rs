@@ -8,29 +8,77 @@
 
 use super::RequestInfoError;
 
+/// The most segments a resource path is read for: `apis/{group}/{version}/watch/namespaces/
+/// {ns}/{resource}/{name}/{subresource}`; anything after is the subresource's own business.
+pub(super) const MAX_SEGMENTS: usize = 9;
+
+/// Where the first [`MAX_SEGMENTS`] segments of a normalised path lie, recorded while the
+/// path is checked so that nothing reads the path again to split it or to check its case.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Segments {
+    /// Byte ranges into the normalised path (which starts with `/`).
+    bounds: [(u32, u32); MAX_SEGMENTS],
+    len: u8,
+    /// Bit `i` is set when segment `i` has an ASCII uppercase letter.
+    uppercase: u16,
+}
+
+impl Segments {
+    /// How many segments were recorded (at most [`MAX_SEGMENTS`]).
+    pub(super) fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// The byte range of segment `index` in the normalised path.
+    pub(super) fn bounds(&self, index: usize) -> (u32, u32) {
+        self.bounds[index]
+    }
+
+    pub(super) fn any_uppercase(&self) -> bool {
+        self.uppercase != 0
+    }
+
+    pub(super) fn has_uppercase(&self, index: usize) -> bool {
+        self.uppercase & (1 << index) != 0
+    }
+
+    fn push(&mut self, start: usize, end: usize, uppercase: bool) {
+        let index = usize::from(self.len);
+        if index < MAX_SEGMENTS {
+            // hyper refuses URIs longer than u16::MAX, so the offsets always fit.
+            let offset = |at: usize| u32::try_from(at).unwrap_or(u32::MAX);
+            self.bounds[index] = (offset(start), offset(end));
+            self.uppercase |= u16::from(uppercase) << index;
+            self.len += 1;
+        }
+    }
+}
+
 /// Decodes and checks `raw` (the path as sent). Returns the normalised path: `/`, then the
-/// decoded segments joined by `/`, with one trailing slash dropped (as `RequestInfo` does).
-pub(super) fn normalise_path(raw: &str) -> Result<String, RequestInfoError> {
+/// decoded segments joined by `/`, with one trailing slash dropped (as `RequestInfo` does),
+/// and where its segments lie.
+pub(super) fn normalise_path(raw: &str) -> Result<(String, Segments), RequestInfoError> {
     let Some(rest) = raw.strip_prefix('/') else {
         if raw.is_empty() {
-            return Ok("/".to_owned());
+            return Ok(("/".to_owned(), Segments::default()));
         }
         return Err(refuse("path must start with /"));
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     let mut out = String::with_capacity(raw.len());
+    out.push('/');
     if rest.is_empty() {
-        out.push('/');
-        return Ok(out);
+        return Ok((out, Segments::default()));
     }
-    if !needs_decoding(rest)? {
+    if let Some(segments) = scan_segments(rest)? {
         // Nothing to decode: the segments are checked, copy the path in one go.
-        out.push('/');
         out.push_str(rest);
-        return Ok(out);
+        return Ok((out, segments));
     }
-    for segment in split_ascii(rest, b'/') {
-        out.push('/');
+    for (index, segment) in split_ascii(rest, b'/').enumerate() {
+        if index > 0 {
+            out.push('/');
+        }
         let start = out.len();
         if segment.contains('%') {
             decode_segment(segment, &mut out)?;
@@ -40,34 +88,82 @@ pub(super) fn normalise_path(raw: &str) -> Result<String, RequestInfoError> {
         }
         check_segment(&out.as_bytes()[start..])?;
     }
-    Ok(out)
+    // The decoded path has no `%` (a decoded `%` is refused as double encoding) and no
+    // control character, so this finds the same segments without refusing anything.
+    let decoded = out.get(1..).unwrap_or_default();
+    let segments = scan_segments(decoded)?
+        .ok_or_else(|| refuse("path decodes to a character it may not contain"))?;
+    Ok((out, segments))
 }
 
-/// One pass over `rest`: whether it has anything to decode (`%`, or a control character for
-/// the slow path to refuse). When it has not, its segments have been checked on the way;
-/// when it has, the segments before the first such byte have been checked just as the slow
-/// path would check them, so the first refusal is the same either way.
-fn needs_decoding(rest: &str) -> Result<bool, RequestInfoError> {
+/// One pass over `rest` (the path between its leading and trailing slash): `None` when it has
+/// anything to decode (`%`, or a control character for the slow path to refuse). Otherwise
+/// its segments are checked and recorded, offset by one for the leading `/`, with whether
+/// each has an uppercase letter. Bailing out to the slow path gives the same first refusal:
+/// every segment checked so far ended before the byte to decode, and the slow path checks
+/// the same segments in the same order.
+fn scan_segments(rest: &str) -> Result<Option<Segments>, RequestInfoError> {
     let bytes = rest.as_bytes();
-    let mut start = 0;
+    let mut segments = Segments::default();
+    let (mut start, mut uppercase) = (0, false);
     for (at, &byte) in bytes.iter().enumerate() {
-        if byte == b'/' {
-            check_segment(&bytes[start..at])?;
-            start = at + 1;
-        } else if byte == b'%' || byte.is_ascii_control() {
-            return Ok(true);
+        match BYTE_CLASS[usize::from(byte)] {
+            PLAIN => {}
+            SLASH => {
+                check_segment(&bytes[start..at])?;
+                segments.push(start + 1, at + 1, uppercase);
+                (start, uppercase) = (at + 1, false);
+            }
+            UPPER => uppercase = true,
+            _ => return Ok(None),
         }
     }
     check_segment(&bytes[start..])?;
-    Ok(false)
+    segments.push(start + 1, bytes.len() + 1, uppercase);
+    Ok(Some(segments))
 }
 
+/// How [`scan_segments`] treats each byte.
+const PLAIN: u8 = 0;
+const SLASH: u8 = 1;
+const UPPER: u8 = 2;
+/// `%` or a control character: the slow path decodes or refuses.
+const DECODE: u8 = 3;
+const BYTE_CLASS: [u8; 256] = {
+    let mut table = [PLAIN; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = if b == b'/' {
+            SLASH
+        } else if b == b'%' || b.is_ascii_control() {
+            DECODE
+        } else if b.is_ascii_uppercase() {
+            UPPER
+        } else {
+            PLAIN
+        };
+        byte += 1;
+    }
+    table
+};
+
 /// Refuses empty and dot segments (after decoding).
+#[inline]
 fn check_segment(segment: &[u8]) -> Result<(), RequestInfoError> {
     match segment {
-        b"" => Err(refuse("path contains an empty segment (//)")),
-        b"." | b".." => Err(refuse("path contains a dot segment (. or ..)")),
+        b"" | b"." | b".." => Err(refuse_segment(segment)),
         _ => Ok(()),
+    }
+}
+
+/// Out of line: formatting a refusal is the rare path.
+#[cold]
+fn refuse_segment(segment: &[u8]) -> RequestInfoError {
+    if segment.is_empty() {
+        refuse("path contains an empty segment (//)")
+    } else {
+        refuse("path contains a dot segment (. or ..)")
     }
 }
 
@@ -243,12 +339,28 @@ mod tests {
 
     #[test]
     fn decodes_and_drops_one_trailing_slash() {
-        assert_eq!(
-            normalise_path("/api/v1/%73ecrets/").unwrap(),
-            "/api/v1/secrets"
-        );
-        assert_eq!(normalise_path("/").unwrap(), "/");
-        assert_eq!(normalise_path("").unwrap(), "/");
+        let path = |raw| normalise_path(raw).unwrap().0;
+        assert_eq!(path("/api/v1/%73ecrets/"), "/api/v1/secrets");
+        assert_eq!(path("/"), "/");
+        assert_eq!(path(""), "/");
+    }
+
+    #[test]
+    fn records_segments_and_their_case_on_both_paths() {
+        for raw in ["/api/V1/namespaces/d/", "/api/%56%31/namespaces/%64"] {
+            let (path, segments) = normalise_path(raw).unwrap();
+            let texts: Vec<&str> = (0..segments.len())
+                .map(|i| {
+                    let (start, end) = segments.bounds(i);
+                    &path[start as usize..end as usize]
+                })
+                .collect();
+            assert_eq!(texts, ["api", "V1", "namespaces", "d"], "{raw}");
+            let upper: Vec<bool> = (0..4).map(|i| segments.has_uppercase(i)).collect();
+            assert_eq!(upper, [false, true, false, false], "{raw}");
+        }
+        let (_, long) = normalise_path("/a/b/c/d/e/f/g/h/i/j/K").unwrap();
+        assert_eq!(long.len(), MAX_SEGMENTS);
     }
 
     #[test]
