@@ -179,37 +179,90 @@ pub(super) struct QueryFlags {
 /// Reads `watch` and `dryRun` from `query`, decoding keys and values as Go's
 /// `url.ParseQuery` does. A duplicated `watch` or `dryRun` is refused: the apiserver reads
 /// the first value in one place and all of them in another.
+///
+/// One pass finds each pair's `=` and whether its key or value has anything to decode, so a
+/// plain pair (nearly all of them) is neither copied nor scanned again.
 pub(super) fn scan_query(query: Option<&str>) -> Result<QueryFlags, RequestInfoError> {
-    let mut flags = QueryFlags::default();
+    let mut scan = QueryScan::default();
     let Some(query) = query else {
-        return Ok(flags);
+        return Ok(scan.flags);
     };
-    if query.as_bytes().contains(&b';') {
+    // Refused before any pair is read, so this refusal comes first wherever the `;` is.
+    if memchr::memchr(b';', query.as_bytes()).is_some() {
         return Err(refuse("query contains ';', which Go ignores"));
     }
-    let (mut seen_watch, mut seen_dry_run) = (false, false);
-    let mut key_buf = String::new();
-    let mut value_buf = String::new();
-    for pair in split_ascii(query, b'&').filter(|pair| !pair.is_empty()) {
-        let (raw_key, raw_value) = match pair.bytes().position(|b| b == b'=') {
-            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
-            None => (pair, ""),
-        };
-        let key = decode_query_part(raw_key, &mut key_buf)?;
-        match key {
-            "watch" | "dryRun" => {}
-            _ => {
-                // Validate the value's encoding too: Go drops a pair it cannot decode.
-                decode_query_part(raw_value, &mut value_buf)?;
-                continue;
+    let (mut start, mut eq) = (0, None);
+    let (mut key_escaped, mut value_escaped) = (false, false);
+    for (at, &byte) in query.as_bytes().iter().enumerate() {
+        match byte {
+            b'&' => {
+                scan.pair(query, start..at, eq, key_escaped, value_escaped)?;
+                (start, eq, key_escaped, value_escaped) = (at + 1, None, false, false);
             }
+            b'=' if eq.is_none() => eq = Some(at),
+            b'%' | b'+' if eq.is_none() => key_escaped = true,
+            b'%' | b'+' => value_escaped = true,
+            _ => {}
         }
-        let is_watch = key == "watch";
-        let value = decode_query_part(raw_value, &mut value_buf)?;
-        let seen = if is_watch {
-            &mut seen_watch
+    }
+    scan.pair(query, start..query.len(), eq, key_escaped, value_escaped)?;
+    Ok(scan.flags)
+}
+
+/// What [`scan_query`] has read so far.
+#[derive(Default)]
+struct QueryScan {
+    flags: QueryFlags,
+    seen_watch: bool,
+    seen_dry_run: bool,
+    key_buf: String,
+    value_buf: String,
+}
+
+impl QueryScan {
+    /// Reads the pair at `range` of `query`; `eq` is where its first `=` is, and the flags
+    /// say whether its key and value have a `%` or `+` to decode.
+    fn pair(
+        &mut self,
+        query: &str,
+        range: std::ops::Range<usize>,
+        eq: Option<usize>,
+        key_escaped: bool,
+        value_escaped: bool,
+    ) -> Result<(), RequestInfoError> {
+        let (raw_key, raw_value) = match eq {
+            Some(eq) => (&query[range.start..eq], &query[eq + 1..range.end]),
+            None => (&query[range], ""),
+        };
+        if raw_key.is_empty() && eq.is_none() {
+            return Ok(()); // an empty pair (`a=1&&b=2`)
+        }
+        let key = if key_escaped {
+            decode_query_part(raw_key, &mut self.key_buf)?
         } else {
-            &mut seen_dry_run
+            raw_key
+        };
+        let is_watch = match key {
+            "watch" => true,
+            "dryRun" => false,
+            _ => {
+                // Validate the value's encoding too: Go drops a pair it cannot decode. Only a
+                // `%` can be invalid; a `+` always decodes (to a space).
+                if value_escaped {
+                    decode_query_part(raw_value, &mut self.value_buf)?;
+                }
+                return Ok(());
+            }
+        };
+        let value = if value_escaped {
+            decode_query_part(raw_value, &mut self.value_buf)?
+        } else {
+            raw_value
+        };
+        let seen = if is_watch {
+            &mut self.seen_watch
+        } else {
+            &mut self.seen_dry_run
         };
         if std::mem::replace(seen, true) {
             let name = if is_watch { "watch" } else { "dryRun" };
@@ -219,12 +272,12 @@ pub(super) fn scan_query(query: Option<&str>) -> Result<QueryFlags, RequestInfoE
         }
         if is_watch {
             let off = value == "0" || value.eq_ignore_ascii_case("false");
-            flags.watch = Some(!off);
+            self.flags.watch = Some(!off);
         } else {
-            flags.dry_run_all = value == "All";
+            self.flags.dry_run_all = value == "All";
         }
+        Ok(())
     }
-    Ok(flags)
 }
 
 /// Splits `text` at an ASCII `separator` with a plain byte loop (cheaper than a `char`
@@ -407,5 +460,10 @@ mod tests {
         assert!(scan("watch=1;dryRun=All").is_err());
         assert!(scan("labelSelector=%zz").is_err());
         assert!(scan("command=sh&command=-c").is_ok());
+        assert_eq!(scan("a=1&&=&watch=0").unwrap().watch, Some(false));
+        assert_eq!(scan("w%61tch=tru%65").unwrap().watch, Some(true));
+        assert!(scan("x=%zz;").unwrap_err().0.contains("';'"));
+        assert!(scan("a+b=%zz").is_err());
+        assert!(scan("a=b+c").is_ok());
     }
 }
