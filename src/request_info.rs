@@ -25,7 +25,7 @@ use std::borrow::Cow;
 
 use http::{Method, Uri};
 
-use normalise::{QueryFlags, normalise_path, scan_query, split_ascii};
+use normalise::{QueryFlags, Segments, normalise_path, scan_query};
 
 /// What the apiserver will execute for one request.
 ///
@@ -60,13 +60,9 @@ struct Span {
 }
 
 impl Span {
-    /// The range `part` occupies in `path`; `part` must be borrowed from `path`.
-    fn of(path: &str, part: &str) -> Span {
-        let start = (part.as_ptr() as usize).wrapping_sub(path.as_ptr() as usize);
-        debug_assert!(start <= path.len() && start + part.len() <= path.len());
-        // hyper refuses URIs longer than u16::MAX, so the offsets always fit.
-        let start = u32::try_from(start).unwrap_or(u32::MAX);
-        let end = start.saturating_add(u32::try_from(part.len()).unwrap_or(u32::MAX));
+    /// Where segment `index` lies.
+    fn of(segments: &Segments, index: usize) -> Span {
+        let (start, end) = segments.bounds(index);
         Span { start, end }
     }
 }
@@ -84,7 +80,7 @@ impl RequestInfo {
         uri: &Uri,
         upgrade: bool,
     ) -> Result<RequestInfo, RequestInfoError> {
-        let path = normalise_path(uri.path())?;
+        let (path, segments) = normalise_path(uri.path())?;
         let query = scan_query(uri.query())?;
         let mut info = RequestInfo {
             is_resource_request: false,
@@ -99,9 +95,9 @@ impl RequestInfo {
             dry_run: false,
             upgrade,
         };
-        match ResourceParts::split(&path)? {
+        match ResourceParts::split(&path, &segments)? {
             None => info.verb = non_resource_verb(method),
-            Some(parts) => info.fill(method, &path, parts, query)?,
+            Some(parts) => info.fill(method, &segments, parts, query)?,
         }
         info.path = path;
         Ok(info)
@@ -146,13 +142,14 @@ impl RequestInfo {
     fn fill(
         &mut self,
         method: &Method,
-        path: &str,
-        parts: ResourceParts<'_>,
+        segments: &Segments,
+        parts: ResourceParts,
         query: QueryFlags,
     ) -> Result<(), RequestInfoError> {
-        let span = |part: &str| Span::of(path, part);
+        let span = |index: usize| Span::of(segments, index);
         self.is_resource_request = true;
-        self.api_group = span(parts.group);
+        // The core group is the empty range at the start of the path.
+        self.api_group = parts.group.map(span).unwrap_or_default();
         self.api_version = span(parts.version);
         self.namespace = parts.namespace.map(span);
         self.resource = Some(span(parts.resource));
@@ -169,32 +166,38 @@ impl RequestInfo {
     }
 }
 
-/// The segments of a resource path, borrowed from the normalised path.
+/// The segments of a resource path, as indices into its [`Segments`].
 #[derive(Debug)]
-struct ResourceParts<'a> {
-    group: &'a str,
-    version: &'a str,
+struct ResourceParts {
+    /// `None` for the core group.
+    group: Option<usize>,
+    version: usize,
     /// `watch` or `proxy` from the legacy prefix.
     special_verb: Option<&'static str>,
-    namespace: Option<&'a str>,
-    resource: &'a str,
-    name: Option<&'a str>,
-    subresource: Option<&'a str>,
+    namespace: Option<usize>,
+    resource: usize,
+    name: Option<usize>,
+    subresource: Option<usize>,
 }
 
-impl<'a> ResourceParts<'a> {
+impl ResourceParts {
     /// `None` for a non-resource path.
-    fn split(path: &'a str) -> Result<Option<ResourceParts<'a>>, RequestInfoError> {
-        let mut parts = Parts::new(path);
-        let (Some(prefix), Some(_), Some(_)) = (parts.peek(0), parts.peek(1), parts.peek(2)) else {
+    fn split(path: &str, segments: &Segments) -> Result<Option<ResourceParts>, RequestInfoError> {
+        let mut parts = Parts {
+            path,
+            segments,
+            at: 0,
+        };
+        let (Some(prefix), Some(_), Some(_)) = (parts.peek(0), parts.index(1), parts.index(2))
+        else {
             return check_non_resource_prefix(parts.peek(0)).map(|()| None);
         };
         let group = match prefix {
-            "api" => &path[..0], // the core group, as an empty range
-            "apis" if parts.peek(3).is_some() => parts.peek(1).unwrap_or_default(),
+            "api" => None,
+            "apis" if parts.index(3).is_some() => parts.index(1),
             _ => return check_non_resource_prefix(Some(prefix)).map(|()| None),
         };
-        parts.skip(if group.is_empty() { 1 } else { 2 });
+        parts.skip(if group.is_none() { 1 } else { 2 });
         let version = parts.next_part()?;
         let special_verb = match parts.peek(0) {
             Some("watch") => Some("watch"),
@@ -203,7 +206,7 @@ impl<'a> ResourceParts<'a> {
         };
         if special_verb.is_some() {
             parts.skip(1);
-            if parts.peek(0).is_none() {
+            if parts.index(0).is_none() {
                 return Err(RequestInfoError(format!(
                     "sluice: {path}: no resource after the legacy {} prefix; refused",
                     special_verb.unwrap_or_default()
@@ -211,18 +214,18 @@ impl<'a> ResourceParts<'a> {
             }
         }
         let mut namespace = None;
-        if parts.peek(0) == Some("namespaces") && parts.peek(1).is_some() {
-            namespace = parts.peek(1);
+        if parts.peek(0) == Some("namespaces") && parts.index(1).is_some() {
+            namespace = parts.index(1);
             let ns_subresource = matches!(parts.peek(2), Some("status" | "finalize"));
-            if parts.peek(2).is_some() && !ns_subresource {
+            if parts.index(2).is_some() && !ns_subresource {
                 parts.skip(2);
             }
         }
         let resource = parts.next_part()?;
-        let name = parts.peek(0);
+        let name = parts.index(0);
         let subresource = match special_verb {
             Some("proxy") => None,
-            _ => parts.peek(1),
+            _ => parts.index(1),
         };
         let info = ResourceParts {
             group,
@@ -233,22 +236,27 @@ impl<'a> ResourceParts<'a> {
             name,
             subresource,
         };
-        info.check_case()?;
+        info.check_case(&parts)?;
         Ok(Some(info))
     }
 
     /// Group, version, namespace and resource names are lowercase in Kubernetes; an
     /// uppercase one either fails or means something sluice cannot see, so it is refused.
-    fn check_case(&self) -> Result<(), RequestInfoError> {
+    /// The case of every segment was noted while the path was checked.
+    fn check_case(&self, parts: &Parts<'_>) -> Result<(), RequestInfoError> {
+        if !parts.segments.any_uppercase() {
+            return Ok(());
+        }
         let fields = [
-            ("api group", Some(self.group)),
+            ("api group", self.group),
             ("version", Some(self.version)),
             ("namespace", self.namespace),
             ("resource", Some(self.resource)),
             ("subresource", self.subresource),
         ];
-        for (what, value) in fields {
-            if let Some(value) = value.filter(|v| v.bytes().any(|b| b.is_ascii_uppercase())) {
+        for (what, index) in fields {
+            if let Some(index) = index.filter(|&i| parts.segments.has_uppercase(i)) {
+                let value = parts.text(index);
                 return Err(RequestInfoError(format!(
                     "sluice: {what} {value:?} is not lowercase; refused"
                 )));
@@ -258,48 +266,37 @@ impl<'a> ResourceParts<'a> {
     }
 }
 
-/// The most segments a resource path is read for: `apis/{group}/{version}/watch/namespaces/
-/// {ns}/{resource}/{name}/{subresource}`; anything after is the subresource's own business.
-const MAX_SEGMENTS: usize = 9;
-
-/// A cursor over the `/`-separated segments of a normalised path, split once (no allocation).
+/// A cursor over the segments of a normalised path, as [`normalise_path`] recorded them.
 struct Parts<'a> {
-    segments: [&'a str; MAX_SEGMENTS],
-    len: usize,
+    path: &'a str,
+    segments: &'a Segments,
     at: usize,
 }
 
 impl<'a> Parts<'a> {
-    fn new(path: &'a str) -> Parts<'a> {
-        let mut parts = Parts {
-            segments: [""; MAX_SEGMENTS],
-            len: 0,
-            at: 0,
-        };
-        // The normalised path has no empty segments; the root "/" has none at all.
-        let trimmed = path.trim_start_matches('/');
-        if trimmed.is_empty() {
-            return parts;
-        }
-        for (slot, segment) in parts.segments.iter_mut().zip(split_ascii(trimmed, b'/')) {
-            *slot = segment;
-            parts.len += 1;
-        }
-        parts
+    /// The index of the segment `offset` places past the cursor, if there is one.
+    fn index(&self, offset: usize) -> Option<usize> {
+        let index = self.at + offset;
+        (index < self.segments.len()).then_some(index)
     }
-    fn peek(&self, index: usize) -> Option<&'a str> {
-        let index = self.at + index;
-        (index < self.len).then(|| self.segments[index])
+    fn peek(&self, offset: usize) -> Option<&'a str> {
+        self.index(offset).map(|index| self.text(index))
+    }
+    fn text(&self, index: usize) -> &'a str {
+        let (start, end) = self.segments.bounds(index);
+        self.path
+            .get(start as usize..end as usize)
+            .unwrap_or_default()
     }
     fn skip(&mut self, count: usize) {
-        self.at = (self.at + count).min(self.len);
+        self.at = (self.at + count).min(self.segments.len());
     }
-    fn next_part(&mut self) -> Result<&'a str, RequestInfoError> {
-        let part = self
-            .peek(0)
+    fn next_part(&mut self) -> Result<usize, RequestInfoError> {
+        let index = self
+            .index(0)
             .ok_or_else(|| RequestInfoError("sluice: path ends too early; refused".into()))?;
         self.skip(1);
-        Ok(part)
+        Ok(index)
     }
 }
 
