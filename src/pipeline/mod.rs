@@ -23,7 +23,7 @@ use crate::authn::{AgentIdentity, Credentials};
 use crate::classify::classify;
 use crate::config::LimitsConfig;
 use crate::error::Refusal;
-use crate::forward::{ForwardContext, ForwardError, Upstream, X_REQUEST_ID};
+use crate::forward::{ForwardContext, ForwardError, Upstream, X_REQUEST_ID, per_request_value};
 use crate::listener::Peer;
 use crate::metrics::Metrics;
 use crate::permit::Permit;
@@ -52,7 +52,7 @@ impl Proxy {
         request: Request<Incoming>,
     ) -> Result<Response<Body>, Infallible> {
         let request_id = new_request_id();
-        let id_header = HeaderValue::from_str(&request_id).ok();
+        let id_header = per_request_value(&request_id);
         // A span a request costs a slab entry, its fields formatted, and an enter and exit
         // at every poll; at the default level the lines that matter (refusals, escalations,
         // failures) name the request themselves, and the span exists only at debug.
@@ -105,8 +105,18 @@ impl Proxy {
                     request.map(|body| body.map_err(crate::BoxError::from).boxed_unsync()),
                 )
             }
+            // Boxed: the hold's state (2.4 KB) would otherwise be part of every request's
+            // future, copied when hyper spawns it, for the few requests that escalate.
             Action::Escalate => {
-                escalate::hold(self, request, record, &info, &class, decision.message()).await?
+                Box::pin(escalate::hold(
+                    self,
+                    request,
+                    record,
+                    &info,
+                    &class,
+                    decision.message(),
+                ))
+                .await?
             }
             Action::Deny => return Err(Refusal::Forbidden(decision.message().to_owned())),
         };
