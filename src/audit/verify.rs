@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::check::{LineFacts, LineProblem, check_line};
 use super::line::{ChainHead, HexHash, ZERO_HASH};
@@ -42,8 +43,8 @@ pub fn verify_files(files: &[PathBuf]) -> Result<Summary, VerifyError> {
 
 /// How much of a file is read at once.
 const BLOCK: usize = 8 << 20;
-/// A block smaller than this is checked on one thread: splitting it would not pay.
-const SPLIT_MIN: usize = 1 << 20;
+/// About how much of a block one thread checks at a time.
+const PART: usize = 256 << 10;
 
 #[derive(Default)]
 struct Chain {
@@ -107,36 +108,47 @@ struct Checked<'a> {
     bad: Option<LineProblem>,
 }
 
-/// Checks each line of `block` (whole lines, each ending in a newline) on its own, in as
-/// many parts as there are cores. Hashing every line is most of verify's work and each
+/// Checks each line of `block` (whole lines, each ending in a newline) on its own, on as
+/// many threads as there are cores. Hashing every line is most of verify's work and each
 /// line's hash is independent of the others; only the links between lines (seq and
 /// prev_hash) are followed in order, afterwards, by [`Chain::link`]. The parts come back
 /// in order, so the first bad line found is still the first of the file.
+///
+/// The threads take small parts from a shared counter rather than a fixed half each: on a
+/// busy machine a thread that gets no CPU would otherwise hold up the whole block.
 fn check_block(block: &[u8]) -> Vec<Checked<'_>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parts = split_lines(block, if block.len() < SPLIT_MIN { 1 } else { cores });
-    std::thread::scope(|scope| {
-        let spawned: Vec<_> = parts[1..]
-            .iter()
-            .map(|&part| {
-                let handle = std::thread::Builder::new()
-                    .spawn_scoped(scope, move || check_part(part))
-                    .ok();
-                (part, handle)
+    let parts = split_lines(block, block.len() / PART + 1);
+    let next = AtomicUsize::new(0);
+    let take_parts = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&part) = parts.get(i) else {
+                return done;
+            };
+            done.push((i, check_part(part)));
+        }
+    };
+    let mut checked = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..cores.min(parts.len()))
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, take_parts)
+                    .ok()
             })
             .collect();
-        let mut checked = vec![check_part(parts[0])];
-        for (part, handle) in spawned {
-            checked.push(match handle {
-                Some(h) => h
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                // No thread to be had: check the part here.
-                None => check_part(part),
-            });
+        let mut checked = take_parts();
+        for helper in helpers {
+            let theirs = helper
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            checked.extend(theirs);
         }
         checked
-    })
+    });
+    checked.sort_unstable_by_key(|&(i, _)| i);
+    checked.into_iter().map(|(_, part)| part).collect()
 }
 
 /// Cuts `block` into at most `n` runs of whole lines of about equal size.
@@ -436,9 +448,9 @@ mod tests {
     #[test]
     fn a_block_checked_in_parts_reports_its_first_bad_line() {
         let dir = tempfile::tempdir().unwrap();
-        // Past SPLIT_MIN, so the block is checked on every core.
+        // Several parts, so the block is checked on every core.
         let (lines, _) = chain(5000, ChainHead::GENESIS);
-        assert!(lines.concat().len() > SPLIT_MIN);
+        assert!(lines.concat().len() > 4 * PART);
         let s = verify_files(&[write(dir.path(), "ok.jsonl", &lines)]).unwrap();
         assert_eq!((s.events, s.last_seq), (5000, Some(5000)));
 
