@@ -1,12 +1,14 @@
 //! `verify`: walk a log (or a rotated series, oldest first) line by line and check the
 //! chain: each line's own hash, seq +1 a line, prev_hash = the previous line's hash, across
-//! file boundaries too. Streams each file in large blocks; never re-serialises anything.
+//! file boundaries too. Streams each file in large blocks, checks the lines of a block on
+//! every core, then follows their links in order; never re-serialises anything.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::check::{LineProblem, check_line};
+use super::check::{LineFacts, LineProblem, check_line};
 use super::line::{ChainHead, HexHash, ZERO_HASH};
 pub use super::report::{Finding, Problem, Summary, VerifyError};
 
@@ -35,11 +37,14 @@ pub fn verify_files(files: &[PathBuf]) -> Result<Summary, VerifyError> {
     for file in files {
         verify_file(file, &mut chain)?;
     }
+    chain.summary.head_hash = chain.head.map(|head| hex(&head.hash));
     Ok(chain.summary)
 }
 
 /// How much of a file is read at once.
 const BLOCK: usize = 8 << 20;
+/// About how much of a block one thread checks at a time.
+const PART: usize = 256 << 10;
 
 #[derive(Default)]
 struct Chain {
@@ -56,29 +61,29 @@ fn verify_file(path: &Path, chain: &mut Chain) -> Result<(), VerifyError> {
     let mut buf = vec![0u8; BLOCK];
     let mut filled = 0;
     let mut line_no = 0u64;
-    let mut last_ts: Option<(usize, [u8; 40])> = None;
     loop {
         let n = read_full(&mut file, &mut buf[filled..]).map_err(unreadable)?;
         filled += n;
         let eof = n == 0 || filled < buf.len();
-        let mut start = 0;
-        while let Some(nl) = memchr::memchr(b'\n', &buf[start..filled]) {
-            line_no += 1;
-            let line = &buf[start..start + nl];
-            let stamp = chain
-                .accept(line)
-                .map_err(|(seq, problem)| tampered(path, line_no, seq, problem))?;
-            if chain.summary.first_timestamp.is_none() {
-                chain.summary.first_timestamp = Some(lossy(stamp));
+        let end = memchr::memrchr(b'\n', &buf[..filled]).map_or(0, |nl| nl + 1);
+        for part in check_block(&buf[..end]) {
+            for facts in &part.good {
+                line_no += 1;
+                chain
+                    .link(facts)
+                    .map_err(|(seq, problem)| tampered(path, line_no, seq, problem))?;
             }
-            let mut ts = [0u8; 40];
-            let len = stamp.len().min(40);
-            ts[..len].copy_from_slice(&stamp[..len]);
-            last_ts = Some((len, ts));
-            start += nl + 1;
+            if let Some(bad) = part.bad {
+                let (seq, problem) = line_problem(bad);
+                return Err(tampered(path, line_no + 1, seq, problem));
+            }
+            if let Some(last) = part.good.last() {
+                let stamp = &last.timestamp[..last.timestamp.len().min(40)];
+                chain.summary.last_timestamp = Some(lossy(stamp));
+            }
         }
-        buf.copy_within(start..filled, 0);
-        filled -= start;
+        buf.copy_within(end..filled, 0);
+        filled -= end;
         if eof {
             break;
         }
@@ -87,9 +92,6 @@ fn verify_file(path: &Path, chain: &mut Chain) -> Result<(), VerifyError> {
         }
     }
     chain.summary.files += 1;
-    if let Some((len, ts)) = last_ts {
-        chain.summary.last_timestamp = Some(lossy(&ts[..len]));
-    }
     if filled > 0 {
         let problem = Problem::TornLastLine {
             bytes: filled as u64,
@@ -99,19 +101,106 @@ fn verify_file(path: &Path, chain: &mut Chain) -> Result<(), VerifyError> {
     Ok(())
 }
 
+/// The lines of one part of a block, each checked on its own: the facts of the good lines
+/// up to the first bad one, and what is wrong with that one.
+struct Checked<'a> {
+    good: Vec<LineFacts<'a>>,
+    bad: Option<LineProblem>,
+}
+
+/// Checks each line of `block` (whole lines, each ending in a newline) on its own, on as
+/// many threads as there are cores. Hashing every line is most of verify's work and each
+/// line's hash is independent of the others; only the links between lines (seq and
+/// prev_hash) are followed in order, afterwards, by [`Chain::link`]. The parts come back
+/// in order, so the first bad line found is still the first of the file.
+///
+/// The threads take small parts from a shared counter rather than a fixed half each: on a
+/// busy machine a thread that gets no CPU would otherwise hold up the whole block.
+fn check_block(block: &[u8]) -> Vec<Checked<'_>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts = split_lines(block, block.len() / PART + 1);
+    let next = AtomicUsize::new(0);
+    let take_parts = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&part) = parts.get(i) else {
+                return done;
+            };
+            done.push((i, check_part(part)));
+        }
+    };
+    let mut checked = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..cores.min(parts.len()))
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, take_parts)
+                    .ok()
+            })
+            .collect();
+        let mut checked = take_parts();
+        for helper in helpers {
+            let theirs = helper
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            checked.extend(theirs);
+        }
+        checked
+    });
+    checked.sort_unstable_by_key(|&(i, _)| i);
+    checked.into_iter().map(|(_, part)| part).collect()
+}
+
+/// Cuts `block` into at most `n` runs of whole lines of about equal size.
+fn split_lines(block: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut parts = Vec::with_capacity(n);
+    let mut start = 0;
+    for k in 1..n {
+        let target = (block.len() * k / n).max(start);
+        if let Some(nl) = memchr::memchr(b'\n', &block[target..]) {
+            parts.push(&block[start..target + nl + 1]);
+            start = target + nl + 1;
+        }
+    }
+    parts.push(&block[start..]);
+    parts
+}
+
+fn check_part(part: &[u8]) -> Checked<'_> {
+    let mut good = Vec::with_capacity(part.len() / 512);
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', part) {
+        match check_line(&part[start..nl]) {
+            Ok(facts) => good.push(facts),
+            Err(problem) => {
+                return Checked {
+                    good,
+                    bad: Some(problem),
+                };
+            }
+        }
+        start = nl + 1;
+    }
+    Checked { good, bad: None }
+}
+
+/// What a line's own problem means for the report: the seq it states, when known.
+fn line_problem(problem: LineProblem) -> (Option<u64>, Problem) {
+    match problem {
+        LineProblem::Malformed(what) => (None, Problem::Malformed(what)),
+        LineProblem::HashMismatch(m) => (
+            Some(m.seq),
+            Problem::HashMismatch {
+                stated: hex(&m.stated),
+                computed: hex(&m.computed),
+            },
+        ),
+    }
+}
+
 impl Chain {
-    /// Checks one line against itself and the chain so far; returns its timestamp bytes.
-    fn accept<'a>(&mut self, line: &'a [u8]) -> Result<&'a [u8], (Option<u64>, Problem)> {
-        let facts = check_line(line).map_err(|p| match p {
-            LineProblem::Malformed(what) => (None, Problem::Malformed(what)),
-            LineProblem::HashMismatch(m) => (
-                Some(m.seq),
-                Problem::HashMismatch {
-                    stated: hex(&m.stated),
-                    computed: hex(&m.computed),
-                },
-            ),
-        })?;
+    /// Links a line already checked on its own to the chain so far.
+    fn link(&mut self, facts: &LineFacts<'_>) -> Result<(), (Option<u64>, Problem)> {
         let seq = Some(facts.seq);
         let expected_prev = match self.head {
             Some(head) => {
@@ -154,11 +243,13 @@ impl Chain {
             hash: facts.hash,
         });
         let s = &mut self.summary;
+        if s.first_timestamp.is_none() {
+            s.first_timestamp = Some(lossy(facts.timestamp));
+        }
         s.events += 1;
         s.first_seq.get_or_insert(facts.seq);
         s.last_seq = Some(facts.seq);
-        s.head_hash = Some(hex(&facts.hash));
-        Ok(facts.timestamp)
+        Ok(())
     }
 }
 
@@ -352,6 +443,50 @@ mod tests {
             (f.line, f.seq, f.problem.kind()),
             (1, Some(1), "seq_repeat")
         );
+    }
+
+    #[test]
+    fn a_block_checked_in_parts_reports_its_first_bad_line() {
+        let dir = tempfile::tempdir().unwrap();
+        // Several parts, so the block is checked on every core.
+        let (lines, _) = chain(5000, ChainHead::GENESIS);
+        assert!(lines.concat().len() > 4 * PART);
+        let s = verify_files(&[write(dir.path(), "ok.jsonl", &lines)]).unwrap();
+        assert_eq!((s.events, s.last_seq), (5000, Some(5000)));
+
+        // A broken link early and an edited line late: the link is reported, and so is the
+        // edited line once it is the only problem.
+        let mut bad = lines.clone();
+        bad.remove(1000);
+        bad[4000] = bad[4000].replace("agent-4001", "agent-XXXX");
+        let mut late = lines.clone();
+        late[4000] = late[4000].replace("agent-4000", "agent-XXXX");
+        let found = [("bad.jsonl", bad), ("late.jsonl", late)].map(|(name, lines)| {
+            let f = finding(&[write(dir.path(), name, &lines)]);
+            (f.line, f.seq, f.problem.kind())
+        });
+        assert_eq!(
+            found,
+            [
+                (1001, Some(1002), "seq_gap"),
+                (4001, Some(4001), "hash_mismatch")
+            ]
+        );
+    }
+
+    #[test]
+    fn split_lines_cuts_after_newlines_only() {
+        let block = b"aa\nbbbbbb\nc\ndddd\n";
+        for n in 1..6 {
+            let parts = split_lines(block, n);
+            assert!(parts.len() <= n);
+            assert_eq!(parts.concat(), block.to_vec());
+            assert!(
+                parts.iter().all(|p| p.is_empty() || p.ends_with(b"\n")),
+                "{n}"
+            );
+        }
+        assert_eq!(split_lines(b"", 2).concat(), b"".to_vec());
     }
 
     #[test]

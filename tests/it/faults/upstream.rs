@@ -93,11 +93,15 @@ async fn a_slow_upstream_is_a_504_and_sluice_lets_go_of_it() {
     assert_eq!(completion(&sluice, &text).await["status"], 504);
     api.set_response_delay(Duration::ZERO);
     assert_still_serving(&sluice).await;
-    assert!(
-        open_fds(sluice.pid()) <= baseline + 2,
-        "fds {baseline} → {}",
-        open_fds(sluice.pid())
-    );
+    // Two upstream connections may have been added (each request takes the next of the
+    // pooled clients); the agent's last connection closes on sluice's side a moment after
+    // the client hangs up, so wait for it rather than count it as a leak.
+    eventually(
+        "sluice's sockets settle at most two upstream connections above where they were",
+        &sluice,
+        || async { open_fds(sluice.pid()) <= baseline + 2 },
+    )
+    .await;
 }
 
 #[tokio::test]
