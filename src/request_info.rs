@@ -25,7 +25,7 @@ use std::borrow::Cow;
 
 use http::{Method, Uri};
 
-use normalise::{QueryFlags, Segments, normalise_path, scan_query};
+use normalise::{QueryFlags, normalise_path, scan_query, split_ascii};
 
 /// What the apiserver will execute for one request.
 ///
@@ -60,9 +60,13 @@ struct Span {
 }
 
 impl Span {
-    /// Where segment `index` lies.
-    fn of(segments: &Segments, index: usize) -> Span {
-        let (start, end) = segments.bounds(index);
+    /// The range `part` occupies in `path`; `part` must be borrowed from `path`.
+    fn of(path: &str, part: &str) -> Span {
+        let start = (part.as_ptr() as usize).wrapping_sub(path.as_ptr() as usize);
+        debug_assert!(start <= path.len() && start + part.len() <= path.len());
+        // hyper refuses URIs longer than u16::MAX, so the offsets always fit.
+        let start = u32::try_from(start).unwrap_or(u32::MAX);
+        let end = start.saturating_add(u32::try_from(part.len()).unwrap_or(u32::MAX));
         Span { start, end }
     }
 }
@@ -80,7 +84,7 @@ impl RequestInfo {
         uri: &Uri,
         upgrade: bool,
     ) -> Result<RequestInfo, RequestInfoError> {
-        let (path, segments) = normalise_path(uri.path())?;
+        let path = normalise_path(uri.path())?;
         let query = scan_query(uri.query())?;
         let mut info = RequestInfo {
             is_resource_request: false,
@@ -95,9 +99,9 @@ impl RequestInfo {
             dry_run: false,
             upgrade,
         };
-        match ResourceParts::split(&path, &segments)? {
+        match ResourceParts::split(&path)? {
             None => info.verb = non_resource_verb(method),
-            Some(parts) => info.fill(method, &segments, parts, query)?,
+            Some(parts) => info.fill(method, &path, parts, query)?,
         }
         info.path = path;
         Ok(info)
@@ -142,14 +146,13 @@ impl RequestInfo {
     fn fill(
         &mut self,
         method: &Method,
-        segments: &Segments,
-        parts: ResourceParts,
+        path: &str,
+        parts: ResourceParts<'_>,
         query: QueryFlags,
     ) -> Result<(), RequestInfoError> {
-        let span = |index: usize| Span::of(segments, index);
+        let span = |part: &str| Span::of(path, part);
         self.is_resource_request = true;
-        // The core group is the empty range at the start of the path.
-        self.api_group = parts.group.map(span).unwrap_or_default();
+        self.api_group = span(parts.group);
         self.api_version = span(parts.version);
         self.namespace = parts.namespace.map(span);
         self.resource = Some(span(parts.resource));
@@ -166,38 +169,32 @@ impl RequestInfo {
     }
 }
 
-/// The segments of a resource path, as indices into its [`Segments`].
+/// The segments of a resource path, borrowed from the normalised path.
 #[derive(Debug)]
-struct ResourceParts {
-    /// `None` for the core group.
-    group: Option<usize>,
-    version: usize,
+struct ResourceParts<'a> {
+    group: &'a str,
+    version: &'a str,
     /// `watch` or `proxy` from the legacy prefix.
     special_verb: Option<&'static str>,
-    namespace: Option<usize>,
-    resource: usize,
-    name: Option<usize>,
-    subresource: Option<usize>,
+    namespace: Option<&'a str>,
+    resource: &'a str,
+    name: Option<&'a str>,
+    subresource: Option<&'a str>,
 }
 
-impl ResourceParts {
+impl<'a> ResourceParts<'a> {
     /// `None` for a non-resource path.
-    fn split(path: &str, segments: &Segments) -> Result<Option<ResourceParts>, RequestInfoError> {
-        let mut parts = Parts {
-            path,
-            segments,
-            at: 0,
-        };
-        let (Some(prefix), Some(_), Some(_)) = (parts.peek(0), parts.index(1), parts.index(2))
-        else {
+    fn split(path: &'a str) -> Result<Option<ResourceParts<'a>>, RequestInfoError> {
+        let mut parts = Parts::new(path);
+        let (Some(prefix), Some(_), Some(_)) = (parts.peek(0), parts.peek(1), parts.peek(2)) else {
             return check_non_resource_prefix(parts.peek(0)).map(|()| None);
         };
         let group = match prefix {
-            "api" => None,
-            "apis" if parts.index(3).is_some() => parts.index(1),
+            "api" => &path[..0], // the core group, as an empty range
+            "apis" if parts.peek(3).is_some() => parts.peek(1).unwrap_or_default(),
             _ => return check_non_resource_prefix(Some(prefix)).map(|()| None),
         };
-        parts.skip(if group.is_none() { 1 } else { 2 });
+        parts.skip(if group.is_empty() { 1 } else { 2 });
         let version = parts.next_part()?;
         let special_verb = match parts.peek(0) {
             Some("watch") => Some("watch"),
@@ -206,7 +203,7 @@ impl ResourceParts {
         };
         if special_verb.is_some() {
             parts.skip(1);
-            if parts.index(0).is_none() {
+            if parts.peek(0).is_none() {
                 return Err(RequestInfoError(format!(
                     "sluice: {path}: no resource after the legacy {} prefix; refused",
                     special_verb.unwrap_or_default()
@@ -214,18 +211,18 @@ impl ResourceParts {
             }
         }
         let mut namespace = None;
-        if parts.peek(0) == Some("namespaces") && parts.index(1).is_some() {
-            namespace = parts.index(1);
+        if parts.peek(0) == Some("namespaces") && parts.peek(1).is_some() {
+            namespace = parts.peek(1);
             let ns_subresource = matches!(parts.peek(2), Some("status" | "finalize"));
-            if parts.index(2).is_some() && !ns_subresource {
+            if parts.peek(2).is_some() && !ns_subresource {
                 parts.skip(2);
             }
         }
         let resource = parts.next_part()?;
-        let name = parts.index(0);
+        let name = parts.peek(0);
         let subresource = match special_verb {
             Some("proxy") => None,
-            _ => parts.index(1),
+            _ => parts.peek(1),
         };
         let info = ResourceParts {
             group,
@@ -236,27 +233,22 @@ impl ResourceParts {
             name,
             subresource,
         };
-        info.check_case(&parts)?;
+        info.check_case()?;
         Ok(Some(info))
     }
 
     /// Group, version, namespace and resource names are lowercase in Kubernetes; an
     /// uppercase one either fails or means something sluice cannot see, so it is refused.
-    /// The case of every segment was noted while the path was checked.
-    fn check_case(&self, parts: &Parts<'_>) -> Result<(), RequestInfoError> {
-        if !parts.segments.any_uppercase() {
-            return Ok(());
-        }
+    fn check_case(&self) -> Result<(), RequestInfoError> {
         let fields = [
-            ("api group", self.group),
+            ("api group", Some(self.group)),
             ("version", Some(self.version)),
             ("namespace", self.namespace),
             ("resource", Some(self.resource)),
             ("subresource", self.subresource),
         ];
-        for (what, index) in fields {
-            if let Some(index) = index.filter(|&i| parts.segments.has_uppercase(i)) {
-                let value = parts.text(index);
+        for (what, value) in fields {
+            if let Some(value) = value.filter(|v| v.bytes().any(|b| b.is_ascii_uppercase())) {
                 return Err(RequestInfoError(format!(
                     "sluice: {what} {value:?} is not lowercase; refused"
                 )));
@@ -266,37 +258,48 @@ impl ResourceParts {
     }
 }
 
-/// A cursor over the segments of a normalised path, as [`normalise_path`] recorded them.
+/// The most segments a resource path is read for: `apis/{group}/{version}/watch/namespaces/
+/// {ns}/{resource}/{name}/{subresource}`; anything after is the subresource's own business.
+const MAX_SEGMENTS: usize = 9;
+
+/// A cursor over the `/`-separated segments of a normalised path, split once (no allocation).
 struct Parts<'a> {
-    path: &'a str,
-    segments: &'a Segments,
+    segments: [&'a str; MAX_SEGMENTS],
+    len: usize,
     at: usize,
 }
 
 impl<'a> Parts<'a> {
-    /// The index of the segment `offset` places past the cursor, if there is one.
-    fn index(&self, offset: usize) -> Option<usize> {
-        let index = self.at + offset;
-        (index < self.segments.len()).then_some(index)
+    fn new(path: &'a str) -> Parts<'a> {
+        let mut parts = Parts {
+            segments: [""; MAX_SEGMENTS],
+            len: 0,
+            at: 0,
+        };
+        // The normalised path has no empty segments; the root "/" has none at all.
+        let trimmed = path.trim_start_matches('/');
+        if trimmed.is_empty() {
+            return parts;
+        }
+        for (slot, segment) in parts.segments.iter_mut().zip(split_ascii(trimmed, b'/')) {
+            *slot = segment;
+            parts.len += 1;
+        }
+        parts
     }
-    fn peek(&self, offset: usize) -> Option<&'a str> {
-        self.index(offset).map(|index| self.text(index))
-    }
-    fn text(&self, index: usize) -> &'a str {
-        let (start, end) = self.segments.bounds(index);
-        self.path
-            .get(start as usize..end as usize)
-            .unwrap_or_default()
+    fn peek(&self, index: usize) -> Option<&'a str> {
+        let index = self.at + index;
+        (index < self.len).then(|| self.segments[index])
     }
     fn skip(&mut self, count: usize) {
-        self.at = (self.at + count).min(self.segments.len());
+        self.at = (self.at + count).min(self.len);
     }
-    fn next_part(&mut self) -> Result<usize, RequestInfoError> {
-        let index = self
-            .index(0)
+    fn next_part(&mut self) -> Result<&'a str, RequestInfoError> {
+        let part = self
+            .peek(0)
             .ok_or_else(|| RequestInfoError("sluice: path ends too early; refused".into()))?;
         self.skip(1);
-        Ok(index)
+        Ok(part)
     }
 }
 

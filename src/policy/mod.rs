@@ -12,14 +12,15 @@ mod glob;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 pub use glob::Glob;
 
-use crate::classify::{Classification, Reason};
+use crate::classify::Classification;
 use crate::request_info::RequestInfo;
 use crate::yaml::YamlError;
 
@@ -68,34 +69,8 @@ pub struct Decision {
     action: Action,
     mode: Mode,
     rule: Arc<str>,
-    /// What the refusal message names; `None` for allow, which keeps an allow small.
-    refused: Option<Box<Refused>>,
+    message: Cow<'static, str>,
 }
-
-/// The pieces of a refusal message: the message is only formatted when someone reads it (a
-/// refused request is answered with it; an observed one is not), so deciding does not
-/// format it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Refused {
-    class: Classification,
-    /// The agent's name and the request's namespace, as inline strings.
-    agent: Reason,
-    namespace: Option<Reason>,
-    message: MessageCache,
-}
-
-/// The formatted message, once asked for. Not part of what a decision is: two decisions
-/// are equal whether or not either message has been formatted yet.
-#[derive(Debug, Clone, Default)]
-struct MessageCache(OnceLock<String>);
-
-impl PartialEq for MessageCache {
-    fn eq(&self, _: &MessageCache) -> bool {
-        true
-    }
-}
-
-impl Eq for MessageCache {}
 
 #[derive(Debug, Clone)]
 struct AgentRules {
@@ -151,16 +126,9 @@ impl Decision {
     pub fn rule(&self) -> &str {
         &self.rule
     }
-    /// The sentence a refused agent is told (for allow: `sluice: allowed`); formatted the
-    /// first time it is asked for.
+    /// The sentence a refused agent is told (for allow: `sluice: allowed`).
     pub fn message(&self) -> &str {
-        match &self.refused {
-            None => "sluice: allowed",
-            Some(refused) => refused
-                .message
-                .0
-                .get_or_init(|| refused.format(self.action, &self.rule)),
-        }
+        &self.message
     }
 }
 
@@ -233,20 +201,17 @@ impl Policy {
                 None => (self.default, Arc::from("default")),
             },
         };
-        let refused = match action {
-            Action::Allow => None,
-            Action::Deny | Action::Escalate => Some(Box::new(Refused {
-                class: class.clone(),
-                agent: Reason::from(agent),
-                namespace: namespace.map(Reason::from),
-                message: MessageCache::default(),
-            })),
+        let message = match action {
+            Action::Allow => Cow::Borrowed("sluice: allowed"),
+            Action::Deny | Action::Escalate => {
+                Cow::Owned(refusal(action, class, agent, namespace, &rule))
+            }
         };
         Decision {
             action,
             mode: self.mode,
             rule,
-            refused,
+            message,
         }
     }
 }
@@ -284,23 +249,39 @@ impl Operation {
     }
 }
 
-impl Refused {
-    /// "sluice: tier 3 (delete of pods) is not allowed for agent claude-code in namespace
-    /// prod (rule agents.claude-code.rules[1])"
-    fn format(&self, action: Action, rule: &str) -> String {
-        let verdict = match action {
-            Action::Escalate => "requires human approval",
-            _ => "is not allowed",
-        };
-        let (tier, reason, agent) = (self.class.tier, &self.class.reason, &self.agent);
-        let mut out = format!("sluice: tier {tier} ({reason}) {verdict} for agent {agent}");
-        if let Some(ns) = &self.namespace {
-            out.push_str(" in namespace ");
-            out.push_str(ns);
-        }
-        out.push_str(" (rule ");
-        out.push_str(rule);
-        out.push(')');
-        out
+/// "sluice: tier 3 (delete of pods) is not allowed for agent claude-code in namespace prod
+/// (rule agents.claude-code.rules[1])"
+fn refusal(
+    action: Action,
+    class: &Classification,
+    agent: &str,
+    namespace: Option<&str>,
+    rule: &str,
+) -> String {
+    let verdict = match action {
+        Action::Escalate => "requires human approval",
+        _ => "is not allowed",
+    };
+    let tier = char::from(b'0' + class.tier.as_u8());
+    let mut out = String::with_capacity(96 + class.reason.len() + agent.len() + rule.len());
+    for piece in [
+        "sluice: tier ",
+        tier.encode_utf8(&mut [0; 4]),
+        " (",
+        &class.reason,
+        ") ",
+    ] {
+        out.push_str(piece);
     }
+    for piece in [verdict, " for agent ", agent] {
+        out.push_str(piece);
+    }
+    if let Some(ns) = namespace {
+        out.push_str(" in namespace ");
+        out.push_str(ns);
+    }
+    for piece in [" (rule ", rule, ")"] {
+        out.push_str(piece);
+    }
+    out
 }

@@ -8,77 +8,29 @@
 
 use super::RequestInfoError;
 
-/// The most segments a resource path is read for: `apis/{group}/{version}/watch/namespaces/
-/// {ns}/{resource}/{name}/{subresource}`; anything after is the subresource's own business.
-pub(super) const MAX_SEGMENTS: usize = 9;
-
-/// Where the first [`MAX_SEGMENTS`] segments of a normalised path lie, recorded while the
-/// path is checked so that nothing reads the path again to split it or to check its case.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Segments {
-    /// Byte ranges into the normalised path (which starts with `/`).
-    bounds: [(u32, u32); MAX_SEGMENTS],
-    len: u8,
-    /// Bit `i` is set when segment `i` has an ASCII uppercase letter.
-    uppercase: u16,
-}
-
-impl Segments {
-    /// How many segments were recorded (at most [`MAX_SEGMENTS`]).
-    pub(super) fn len(&self) -> usize {
-        usize::from(self.len)
-    }
-
-    /// The byte range of segment `index` in the normalised path.
-    pub(super) fn bounds(&self, index: usize) -> (u32, u32) {
-        self.bounds[index]
-    }
-
-    pub(super) fn any_uppercase(&self) -> bool {
-        self.uppercase != 0
-    }
-
-    pub(super) fn has_uppercase(&self, index: usize) -> bool {
-        self.uppercase & (1 << index) != 0
-    }
-
-    fn push(&mut self, start: usize, end: usize, uppercase: bool) {
-        let index = usize::from(self.len);
-        if index < MAX_SEGMENTS {
-            // hyper refuses URIs longer than u16::MAX, so the offsets always fit.
-            let offset = |at: usize| u32::try_from(at).unwrap_or(u32::MAX);
-            self.bounds[index] = (offset(start), offset(end));
-            self.uppercase |= u16::from(uppercase) << index;
-            self.len += 1;
-        }
-    }
-}
-
 /// Decodes and checks `raw` (the path as sent). Returns the normalised path: `/`, then the
-/// decoded segments joined by `/`, with one trailing slash dropped (as `RequestInfo` does),
-/// and where its segments lie.
-pub(super) fn normalise_path(raw: &str) -> Result<(String, Segments), RequestInfoError> {
+/// decoded segments joined by `/`, with one trailing slash dropped (as `RequestInfo` does).
+pub(super) fn normalise_path(raw: &str) -> Result<String, RequestInfoError> {
     let Some(rest) = raw.strip_prefix('/') else {
         if raw.is_empty() {
-            return Ok(("/".to_owned(), Segments::default()));
+            return Ok("/".to_owned());
         }
         return Err(refuse("path must start with /"));
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     let mut out = String::with_capacity(raw.len());
-    out.push('/');
     if rest.is_empty() {
-        return Ok((out, Segments::default()));
+        out.push('/');
+        return Ok(out);
     }
-    if let Some(segments) = scan_segments(rest)? {
+    if !needs_decoding(rest)? {
         // Nothing to decode: the segments are checked, copy the path in one go.
+        out.push('/');
         out.push_str(rest);
-        return Ok((out, segments));
+        return Ok(out);
     }
-    for (index, segment) in split_ascii(rest, b'/').enumerate() {
-        if index > 0 {
-            out.push('/');
-        }
+    for segment in split_ascii(rest, b'/') {
+        out.push('/');
         let start = out.len();
         if segment.contains('%') {
             decode_segment(segment, &mut out)?;
@@ -88,82 +40,34 @@ pub(super) fn normalise_path(raw: &str) -> Result<(String, Segments), RequestInf
         }
         check_segment(&out.as_bytes()[start..])?;
     }
-    // The decoded path has no `%` (a decoded `%` is refused as double encoding) and no
-    // control character, so this finds the same segments without refusing anything.
-    let decoded = out.get(1..).unwrap_or_default();
-    let segments = scan_segments(decoded)?
-        .ok_or_else(|| refuse("path decodes to a character it may not contain"))?;
-    Ok((out, segments))
+    Ok(out)
 }
 
-/// One pass over `rest` (the path between its leading and trailing slash): `None` when it has
-/// anything to decode (`%`, or a control character for the slow path to refuse). Otherwise
-/// its segments are checked and recorded, offset by one for the leading `/`, with whether
-/// each has an uppercase letter. Bailing out to the slow path gives the same first refusal:
-/// every segment checked so far ended before the byte to decode, and the slow path checks
-/// the same segments in the same order.
-fn scan_segments(rest: &str) -> Result<Option<Segments>, RequestInfoError> {
+/// One pass over `rest`: whether it has anything to decode (`%`, or a control character for
+/// the slow path to refuse). When it has not, its segments have been checked on the way;
+/// when it has, the segments before the first such byte have been checked just as the slow
+/// path would check them, so the first refusal is the same either way.
+fn needs_decoding(rest: &str) -> Result<bool, RequestInfoError> {
     let bytes = rest.as_bytes();
-    let mut segments = Segments::default();
-    let (mut start, mut uppercase) = (0, false);
+    let mut start = 0;
     for (at, &byte) in bytes.iter().enumerate() {
-        match BYTE_CLASS[usize::from(byte)] {
-            PLAIN => {}
-            SLASH => {
-                check_segment(&bytes[start..at])?;
-                segments.push(start + 1, at + 1, uppercase);
-                (start, uppercase) = (at + 1, false);
-            }
-            UPPER => uppercase = true,
-            _ => return Ok(None),
+        if byte == b'/' {
+            check_segment(&bytes[start..at])?;
+            start = at + 1;
+        } else if byte == b'%' || byte.is_ascii_control() {
+            return Ok(true);
         }
     }
     check_segment(&bytes[start..])?;
-    segments.push(start + 1, bytes.len() + 1, uppercase);
-    Ok(Some(segments))
+    Ok(false)
 }
-
-/// How [`scan_segments`] treats each byte.
-const PLAIN: u8 = 0;
-const SLASH: u8 = 1;
-const UPPER: u8 = 2;
-/// `%` or a control character: the slow path decodes or refuses.
-const DECODE: u8 = 3;
-const BYTE_CLASS: [u8; 256] = {
-    let mut table = [PLAIN; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let b = byte as u8;
-        table[byte] = if b == b'/' {
-            SLASH
-        } else if b == b'%' || b.is_ascii_control() {
-            DECODE
-        } else if b.is_ascii_uppercase() {
-            UPPER
-        } else {
-            PLAIN
-        };
-        byte += 1;
-    }
-    table
-};
 
 /// Refuses empty and dot segments (after decoding).
-#[inline]
 fn check_segment(segment: &[u8]) -> Result<(), RequestInfoError> {
     match segment {
-        b"" | b"." | b".." => Err(refuse_segment(segment)),
+        b"" => Err(refuse("path contains an empty segment (//)")),
+        b"." | b".." => Err(refuse("path contains a dot segment (. or ..)")),
         _ => Ok(()),
-    }
-}
-
-/// Out of line: formatting a refusal is the rare path.
-#[cold]
-fn refuse_segment(segment: &[u8]) -> RequestInfoError {
-    if segment.is_empty() {
-        refuse("path contains an empty segment (//)")
-    } else {
-        refuse("path contains a dot segment (. or ..)")
     }
 }
 
@@ -179,90 +83,37 @@ pub(super) struct QueryFlags {
 /// Reads `watch` and `dryRun` from `query`, decoding keys and values as Go's
 /// `url.ParseQuery` does. A duplicated `watch` or `dryRun` is refused: the apiserver reads
 /// the first value in one place and all of them in another.
-///
-/// One pass finds each pair's `=` and whether its key or value has anything to decode, so a
-/// plain pair (nearly all of them) is neither copied nor scanned again.
 pub(super) fn scan_query(query: Option<&str>) -> Result<QueryFlags, RequestInfoError> {
-    let mut scan = QueryScan::default();
+    let mut flags = QueryFlags::default();
     let Some(query) = query else {
-        return Ok(scan.flags);
+        return Ok(flags);
     };
-    // Refused before any pair is read, so this refusal comes first wherever the `;` is.
-    if memchr::memchr(b';', query.as_bytes()).is_some() {
+    if query.as_bytes().contains(&b';') {
         return Err(refuse("query contains ';', which Go ignores"));
     }
-    let (mut start, mut eq) = (0, None);
-    let (mut key_escaped, mut value_escaped) = (false, false);
-    for (at, &byte) in query.as_bytes().iter().enumerate() {
-        match byte {
-            b'&' => {
-                scan.pair(query, start..at, eq, key_escaped, value_escaped)?;
-                (start, eq, key_escaped, value_escaped) = (at + 1, None, false, false);
-            }
-            b'=' if eq.is_none() => eq = Some(at),
-            b'%' | b'+' if eq.is_none() => key_escaped = true,
-            b'%' | b'+' => value_escaped = true,
-            _ => {}
-        }
-    }
-    scan.pair(query, start..query.len(), eq, key_escaped, value_escaped)?;
-    Ok(scan.flags)
-}
-
-/// What [`scan_query`] has read so far.
-#[derive(Default)]
-struct QueryScan {
-    flags: QueryFlags,
-    seen_watch: bool,
-    seen_dry_run: bool,
-    key_buf: String,
-    value_buf: String,
-}
-
-impl QueryScan {
-    /// Reads the pair at `range` of `query`; `eq` is where its first `=` is, and the flags
-    /// say whether its key and value have a `%` or `+` to decode.
-    fn pair(
-        &mut self,
-        query: &str,
-        range: std::ops::Range<usize>,
-        eq: Option<usize>,
-        key_escaped: bool,
-        value_escaped: bool,
-    ) -> Result<(), RequestInfoError> {
-        let (raw_key, raw_value) = match eq {
-            Some(eq) => (&query[range.start..eq], &query[eq + 1..range.end]),
-            None => (&query[range], ""),
+    let (mut seen_watch, mut seen_dry_run) = (false, false);
+    let mut key_buf = String::new();
+    let mut value_buf = String::new();
+    for pair in split_ascii(query, b'&').filter(|pair| !pair.is_empty()) {
+        let (raw_key, raw_value) = match pair.bytes().position(|b| b == b'=') {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, ""),
         };
-        if raw_key.is_empty() && eq.is_none() {
-            return Ok(()); // an empty pair (`a=1&&b=2`)
-        }
-        let key = if key_escaped {
-            decode_query_part(raw_key, &mut self.key_buf)?
-        } else {
-            raw_key
-        };
-        let is_watch = match key {
-            "watch" => true,
-            "dryRun" => false,
+        let key = decode_query_part(raw_key, &mut key_buf)?;
+        match key {
+            "watch" | "dryRun" => {}
             _ => {
-                // Validate the value's encoding too: Go drops a pair it cannot decode. Only a
-                // `%` can be invalid; a `+` always decodes (to a space).
-                if value_escaped {
-                    decode_query_part(raw_value, &mut self.value_buf)?;
-                }
-                return Ok(());
+                // Validate the value's encoding too: Go drops a pair it cannot decode.
+                decode_query_part(raw_value, &mut value_buf)?;
+                continue;
             }
-        };
-        let value = if value_escaped {
-            decode_query_part(raw_value, &mut self.value_buf)?
-        } else {
-            raw_value
-        };
+        }
+        let is_watch = key == "watch";
+        let value = decode_query_part(raw_value, &mut value_buf)?;
         let seen = if is_watch {
-            &mut self.seen_watch
+            &mut seen_watch
         } else {
-            &mut self.seen_dry_run
+            &mut seen_dry_run
         };
         if std::mem::replace(seen, true) {
             let name = if is_watch { "watch" } else { "dryRun" };
@@ -272,12 +123,12 @@ impl QueryScan {
         }
         if is_watch {
             let off = value == "0" || value.eq_ignore_ascii_case("false");
-            self.flags.watch = Some(!off);
+            flags.watch = Some(!off);
         } else {
-            self.flags.dry_run_all = value == "All";
+            flags.dry_run_all = value == "All";
         }
-        Ok(())
     }
+    Ok(flags)
 }
 
 /// Splits `text` at an ASCII `separator` with a plain byte loop (cheaper than a `char`
@@ -392,28 +243,12 @@ mod tests {
 
     #[test]
     fn decodes_and_drops_one_trailing_slash() {
-        let path = |raw| normalise_path(raw).unwrap().0;
-        assert_eq!(path("/api/v1/%73ecrets/"), "/api/v1/secrets");
-        assert_eq!(path("/"), "/");
-        assert_eq!(path(""), "/");
-    }
-
-    #[test]
-    fn records_segments_and_their_case_on_both_paths() {
-        for raw in ["/api/V1/namespaces/d/", "/api/%56%31/namespaces/%64"] {
-            let (path, segments) = normalise_path(raw).unwrap();
-            let texts: Vec<&str> = (0..segments.len())
-                .map(|i| {
-                    let (start, end) = segments.bounds(i);
-                    &path[start as usize..end as usize]
-                })
-                .collect();
-            assert_eq!(texts, ["api", "V1", "namespaces", "d"], "{raw}");
-            let upper: Vec<bool> = (0..4).map(|i| segments.has_uppercase(i)).collect();
-            assert_eq!(upper, [false, true, false, false], "{raw}");
-        }
-        let (_, long) = normalise_path("/a/b/c/d/e/f/g/h/i/j/K").unwrap();
-        assert_eq!(long.len(), MAX_SEGMENTS);
+        assert_eq!(
+            normalise_path("/api/v1/%73ecrets/").unwrap(),
+            "/api/v1/secrets"
+        );
+        assert_eq!(normalise_path("/").unwrap(), "/");
+        assert_eq!(normalise_path("").unwrap(), "/");
     }
 
     #[test]
