@@ -6,9 +6,9 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::check::{LineFacts, LineProblem, check_line};
+use super::blocks::check_block;
+use super::check::{LineFacts, LineProblem};
 use super::line::{ChainHead, HexHash, ZERO_HASH};
 pub use super::report::{Finding, Problem, Summary, VerifyError};
 
@@ -43,8 +43,6 @@ pub fn verify_files(files: &[PathBuf]) -> Result<Summary, VerifyError> {
 
 /// How much of a file is read at once.
 const BLOCK: usize = 8 << 20;
-/// About how much of a block one thread checks at a time.
-const PART: usize = 256 << 10;
 
 #[derive(Default)]
 struct Chain {
@@ -99,89 +97,6 @@ fn verify_file(path: &Path, chain: &mut Chain) -> Result<(), VerifyError> {
         return Err(tampered(path, line_no + 1, None, problem));
     }
     Ok(())
-}
-
-/// The lines of one part of a block, each checked on its own: the facts of the good lines
-/// up to the first bad one, and what is wrong with that one.
-struct Checked<'a> {
-    good: Vec<LineFacts<'a>>,
-    bad: Option<LineProblem>,
-}
-
-/// Checks each line of `block` (whole lines, each ending in a newline) on its own, on as
-/// many threads as there are cores. Hashing every line is most of verify's work and each
-/// line's hash is independent of the others; only the links between lines (seq and
-/// prev_hash) are followed in order, afterwards, by [`Chain::link`]. The parts come back
-/// in order, so the first bad line found is still the first of the file.
-///
-/// The threads take small parts from a shared counter rather than a fixed half each: on a
-/// busy machine a thread that gets no CPU would otherwise hold up the whole block.
-fn check_block(block: &[u8]) -> Vec<Checked<'_>> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parts = split_lines(block, block.len() / PART + 1);
-    let next = AtomicUsize::new(0);
-    let take_parts = || {
-        let mut done = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&part) = parts.get(i) else {
-                return done;
-            };
-            done.push((i, check_part(part)));
-        }
-    };
-    let mut checked = std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..cores.min(parts.len()))
-            .filter_map(|_| {
-                std::thread::Builder::new()
-                    .spawn_scoped(scope, take_parts)
-                    .ok()
-            })
-            .collect();
-        let mut checked = take_parts();
-        for helper in helpers {
-            let theirs = helper
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            checked.extend(theirs);
-        }
-        checked
-    });
-    checked.sort_unstable_by_key(|&(i, _)| i);
-    checked.into_iter().map(|(_, part)| part).collect()
-}
-
-/// Cuts `block` into at most `n` runs of whole lines of about equal size.
-fn split_lines(block: &[u8], n: usize) -> Vec<&[u8]> {
-    let mut parts = Vec::with_capacity(n);
-    let mut start = 0;
-    for k in 1..n {
-        let target = (block.len() * k / n).max(start);
-        if let Some(nl) = memchr::memchr(b'\n', &block[target..]) {
-            parts.push(&block[start..target + nl + 1]);
-            start = target + nl + 1;
-        }
-    }
-    parts.push(&block[start..]);
-    parts
-}
-
-fn check_part(part: &[u8]) -> Checked<'_> {
-    let mut good = Vec::with_capacity(part.len() / 512);
-    let mut start = 0;
-    for nl in memchr::memchr_iter(b'\n', part) {
-        match check_line(&part[start..nl]) {
-            Ok(facts) => good.push(facts),
-            Err(problem) => {
-                return Checked {
-                    good,
-                    bad: Some(problem),
-                };
-            }
-        }
-        start = nl + 1;
-    }
-    Checked { good, bad: None }
 }
 
 /// What a line's own problem means for the report: the seq it states, when known.
@@ -450,7 +365,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Several parts, so the block is checked on every core.
         let (lines, _) = chain(5000, ChainHead::GENESIS);
-        assert!(lines.concat().len() > 4 * PART);
+        assert!(lines.concat().len() > 4 * crate::audit::blocks::PART);
         let s = verify_files(&[write(dir.path(), "ok.jsonl", &lines)]).unwrap();
         assert_eq!((s.events, s.last_seq), (5000, Some(5000)));
 
@@ -472,21 +387,6 @@ mod tests {
                 (4001, Some(4001), "hash_mismatch")
             ]
         );
-    }
-
-    #[test]
-    fn split_lines_cuts_after_newlines_only() {
-        let block = b"aa\nbbbbbb\nc\ndddd\n";
-        for n in 1..6 {
-            let parts = split_lines(block, n);
-            assert!(parts.len() <= n);
-            assert_eq!(parts.concat(), block.to_vec());
-            assert!(
-                parts.iter().all(|p| p.is_empty() || p.ends_with(b"\n")),
-                "{n}"
-            );
-        }
-        assert_eq!(split_lines(b"", 2).concat(), b"".to_vec());
     }
 
     #[test]
