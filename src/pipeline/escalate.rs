@@ -20,7 +20,6 @@ pub async fn hold(
     proxy: &Proxy,
     request: Request<Incoming>,
     record: &mut Record,
-    info: &RequestInfo,
     class: &Classification,
     escalation_message: &str,
 ) -> Result<(Permit, Request<Body>), Refusal> {
@@ -41,7 +40,11 @@ pub async fn hold(
     .inspect_err(|refusal| record.set_refused(refusal.message()))?;
     proxy.record_durably(record).await?;
 
-    let view = approval_view(record, info, class, &body);
+    // run() hands the parsed request to the record before anything is escalated.
+    let view = match record.info() {
+        Some(info) => approval_view(record, info, class, &body),
+        None => return Err(Refusal::Internal),
+    };
     let mut abandoned = record.to_event();
     abandoned.decision = Some("abandoned");
     let (held, view) = approvals.hold(view, abandoned).map_err(|max_pending| {

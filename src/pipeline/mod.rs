@@ -3,8 +3,10 @@
 //! (`AgentIdentity` → `RequestInfo` → `Classification` → `Decision` → `Permit`), and every
 //! refusal goes through [`Refusal::to_response`].
 
+mod completion;
 mod escalate;
 mod record;
+mod token_param;
 mod upgrade;
 
 use std::convert::Infallible;
@@ -31,7 +33,8 @@ use crate::policy::{Action, Policy};
 use crate::request_id::new_request_id;
 use crate::request_info::RequestInfo;
 
-pub use record::{Completion, CountingBody, Record};
+pub use completion::{Completion, CountingBody};
+pub use record::Record;
 
 /// Everything a request needs, shared by all connections.
 pub struct Proxy {
@@ -95,7 +98,10 @@ impl Proxy {
                 decision = decision.action().as_str(), rule = decision.rule(), "decided"
             );
         }
-        let on_upgrade = info.upgrade.then(|| hyper::upgrade::on(&mut request));
+        let upgrade = info.upgrade;
+        // From here on the parsed request lives in the record (its events are written from it).
+        record.set_info(info);
+        let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (permit, request) = match decision.effective() {
             Action::Allow => {
                 let permit = Permit::from_decision(&decision).ok_or(Refusal::Internal)?;
@@ -112,7 +118,6 @@ impl Proxy {
                     self,
                     request,
                     record,
-                    &info,
                     &class,
                     decision.message(),
                 ))
@@ -156,16 +161,13 @@ impl Proxy {
                 "Impersonate-* header".into(),
             );
         }
-        if let Err(refusal) = screen(request, &self.limits) {
+        if let Err(refusal) = screen(request, &self.limits, record.query_has_token()) {
             let why = refusal.message();
             return refuse(refusal, record, why);
         }
         let upgrade = upgrade::is_upgrade(request);
         match RequestInfo::parse(request.method(), request.uri(), upgrade) {
-            Ok(info) => {
-                record.set_info(&info);
-                Ok((agent, info))
-            }
+            Ok(info) => Ok((agent, info)),
             Err(err) => refuse(
                 Refusal::BadRequest(err.to_string()),
                 record,
@@ -224,7 +226,8 @@ impl Proxy {
                 };
                 // The decision event is already written; only the completion remains.
                 let response = refusal.to_response(None);
-                drop(record.clone().completion(
+                drop(Completion::new(
+                    record.take(),
                     self.audit.clone(),
                     self.metrics.clone(),
                     response.status().as_u16(),
@@ -242,8 +245,12 @@ impl Proxy {
         record: Record,
     ) -> Response<Body> {
         let status = response.status();
-        let completion =
-            record.completion(self.audit.clone(), self.metrics.clone(), status.as_u16());
+        let completion = Completion::new(
+            record,
+            self.audit.clone(),
+            self.metrics.clone(),
+            status.as_u16(),
+        );
         if status == StatusCode::SWITCHING_PROTOCOLS
             && let Some(agent_side) = on_upgrade
         {
@@ -267,10 +274,12 @@ impl Proxy {
         }
         // A refused request forwards nothing, so its events need not hold the response.
         self.audit.append_detached(record.decision_event());
-        drop(record.completion(
+        let status = response.status().as_u16();
+        drop(Completion::new(
+            record,
             self.audit.clone(),
             self.metrics.clone(),
-            response.status().as_u16(),
+            status,
         ));
         response
     }
@@ -278,7 +287,12 @@ impl Proxy {
 
 /// Request shapes refused before they are parsed: ones that could make sluice and the
 /// apiserver disagree about what the request is.
-fn screen<B>(request: &Request<B>, limits: &LimitsConfig) -> Result<(), Refusal> {
+/// `token_in_query`: the record found an `access_token` in the query as it redacted it.
+fn screen<B>(
+    request: &Request<B>,
+    limits: &LimitsConfig,
+    token_in_query: bool,
+) -> Result<(), Refusal> {
     let uri_len = request
         .uri()
         .path_and_query()
@@ -286,14 +300,10 @@ fn screen<B>(request: &Request<B>, limits: &LimitsConfig) -> Result<(), Refusal>
     if uri_len > limits.max_uri_bytes {
         return Err(Refusal::UriTooLong(limits.max_uri_bytes));
     }
-    let query = request.uri().query().unwrap_or_default();
-    if query
-        .split('&')
-        .any(|pair| record::is_token_param(record::key_of(pair)))
-    {
+    if token_in_query {
         return Err(Refusal::BadRequest(format!(
             "sluice: a token in the query string ({}) is not accepted; use the Authorization header",
-            record::TOKEN_PARAM
+            token_param::TOKEN_PARAM
         )));
     }
     for name in METHOD_OVERRIDES {

@@ -1,22 +1,17 @@
 //! The audit record of one request, built up as it moves through the pipeline, and the
-//! [`Completion`] guard that writes its `complete` event on every outcome: when the response
-//! body ends, when the agent goes away mid-stream, or when a spliced upgrade closes.
+//! events written from it (the `complete` event is written by [`super::Completion`]).
 
 use std::borrow::Cow;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Uri};
-use http_body::{Body as HttpBody, Frame, SizeHint};
 
-use crate::audit::{AuditEvent, AuditLog, Encoded, EventFields, Stage};
+use super::token_param::redact_tokens;
+use crate::audit::{AuditEvent, Encoded, EventFields, Stage};
 use crate::authn::AgentIdentity;
 use crate::classify::Classification;
 use crate::listener::Peer;
-use crate::metrics::Metrics;
 use crate::policy::Decision;
 use crate::request_info::RequestInfo;
 
@@ -38,7 +33,7 @@ pub struct Record {
     agent: Option<(Arc<str>, &'static str)>,
     info: Option<RequestInfo>,
     class: Option<Classification>,
-    rule: Option<Decision>,
+    rule: Option<Arc<str>>,
     /// allow | deny | escalate | approved | rejected | expired | abandoned
     pub decision: Option<&'static str>,
     /// Replaces the classification's reason: why a request was refused or ended early.
@@ -101,14 +96,24 @@ impl Record {
         self.agent = Some((agent.name.clone(), agent.auth.as_str()));
     }
 
-    pub fn set_info(&mut self, info: &RequestInfo) {
-        self.info = Some(info.clone());
+    /// Takes the parsed request over: the record is where it lives from here on.
+    pub fn set_info(&mut self, info: RequestInfo) {
+        self.info = Some(info);
+    }
+
+    pub fn info(&self) -> Option<&RequestInfo> {
+        self.info.as_ref()
     }
 
     pub fn set_decision(&mut self, class: &Classification, decision: &Decision) {
         self.class = Some(class.clone());
         self.decision = Some(decision.action().as_str());
-        self.rule = Some(decision.clone());
+        self.rule = Some(decision.rule_label());
+    }
+
+    /// Whether the query carried a token (its value is redacted here; the request is refused).
+    pub fn query_has_token(&self) -> bool {
+        self.redacted.is_some()
     }
 
     /// A refusal (authentication, a malformed request, a held request that could not be
@@ -217,7 +222,7 @@ impl Record {
                 .reason
                 .as_deref()
                 .or_else(|| self.class.as_ref().map(|c| &*c.reason)),
-            rule: self.rule.as_ref().map(Decision::rule),
+            rule: self.rule.as_deref(),
             approved_by: self.approved_by.as_deref(),
             approval_latency_ms: self.approval_latency_ms,
             status: end.map(|e| e.status),
@@ -228,159 +233,24 @@ impl Record {
         f(&fields)
     }
 
-    /// A guard that writes the `complete` event (and counts the request) when dropped.
-    pub fn completion(self, audit: AuditLog, metrics: Arc<Metrics>, status: u16) -> Completion {
-        Completion {
-            audit,
-            metrics,
-            record: Some(self),
+    /// The `complete` event: how the exchange ended, `started.elapsed()` after it began.
+    pub fn complete_event(&self, status: u16, bytes: u64) -> Encoded {
+        let latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let end = End {
             status,
-            bytes: 0,
-        }
-    }
-}
-
-/// The query parameter some clients use to carry a bearer token.
-pub const TOKEN_PARAM: &str = "access_token";
-
-/// `path_and_query` with the value of any `access_token` parameter replaced, so no token
-/// is ever stored in the audit log (the request itself is refused).
-pub fn redact_tokens(path_and_query: &str) -> Cow<'_, str> {
-    let Some((path, query)) = path_and_query.split_once('?') else {
-        return Cow::Borrowed(path_and_query);
-    };
-    if !query.split('&').any(|pair| is_token_param(key_of(pair))) {
-        return Cow::Borrowed(path_and_query);
-    }
-    let query: Vec<String> = query
-        .split('&')
-        .map(|pair| {
-            let key = key_of(pair);
-            if is_token_param(key) {
-                format!("{key}=<redacted>")
-            } else {
-                pair.to_owned()
-            }
-        })
-        .collect();
-    Cow::Owned(format!("{path}?{}", query.join("&")))
-}
-
-/// The key of one `key=value` query pair.
-pub fn key_of(pair: &str) -> &str {
-    pair.split_once('=').map_or(pair, |(key, _)| key)
-}
-
-/// Whether a (possibly percent-encoded) query key names the token parameter.
-pub fn is_token_param(key: &str) -> bool {
-    key.len() >= TOKEN_PARAM.len()
-        && percent_encoding::percent_decode_str(key)
-            .decode_utf8_lossy()
-            .eq_ignore_ascii_case(TOKEN_PARAM)
-}
-
-/// Writes the request's `complete` event exactly once, when dropped.
-#[derive(Debug)]
-pub struct Completion {
-    audit: AuditLog,
-    metrics: Arc<Metrics>,
-    record: Option<Record>,
-    status: u16,
-    bytes: u64,
-}
-
-impl Completion {
-    pub fn add_bytes(&mut self, n: u64) {
-        self.bytes = self.bytes.saturating_add(n);
+            latency_us,
+            bytes,
+        };
+        self.encode(Stage::Complete, Some(end))
     }
 
-    /// Notes why the exchange ended early (an upstream reset mid-stream, say).
-    pub fn set_reason(&mut self, reason: String) {
-        if let Some(record) = self.record.as_mut() {
-            record.set_reason(reason);
-        }
-    }
-}
-
-impl Drop for Completion {
-    fn drop(&mut self) {
-        if let Some(record) = self.record.take() {
-            let elapsed = record.started.elapsed();
-            let end = End {
-                status: self.status,
-                latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-                bytes: self.bytes,
-            };
-            self.metrics.record_request(
-                record.class.as_ref().map(|c| c.tier.as_u8()),
-                record.decision.unwrap_or("deny"),
-                record.agent.as_ref().map(|(name, _)| name),
-                elapsed.as_secs_f64(),
-            );
-            self.audit
-                .append_detached(record.encode(Stage::Complete, Some(end)));
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that counts the bytes it passes on and completes the record when it
-    /// ends or is dropped (the agent went away).
-    pub struct CountingBody<B> {
-        #[pin]
-        inner: B,
-        completion: Option<Completion>,
-    }
-}
-
-impl<B> CountingBody<B> {
-    pub fn new(inner: B, completion: Completion) -> Self {
-        CountingBody {
-            inner,
-            completion: Some(completion),
-        }
-    }
-}
-
-impl<B> HttpBody for CountingBody<B>
-where
-    B: HttpBody<Data = Bytes>,
-    B::Error: std::fmt::Display,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(data), Some(c)) = (frame.data_ref(), this.completion.as_mut()) {
-                    c.add_bytes(data.len() as u64);
-                }
-            }
-            Poll::Ready(Some(Err(err))) => {
-                if let Some(mut c) = this.completion.take() {
-                    c.set_reason(format!("upstream stream failed: {err}"));
-                }
-            }
-            Poll::Ready(None) => {
-                this.completion.take();
-            }
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+    /// What the request metrics are labelled with: tier, decision, agent.
+    pub fn labels(&self) -> (Option<u8>, &'static str, Option<&Arc<str>>) {
+        (
+            self.class.as_ref().map(|c| c.tier.as_u8()),
+            self.decision.unwrap_or("deny"),
+            self.agent.as_ref().map(|(name, _)| name),
+        )
     }
 }
 
@@ -404,10 +274,10 @@ mod tests {
             auth: AuthMethod::Token,
         });
         let info = RequestInfo::parse(request.method(), request.uri(), false).unwrap();
-        record.set_info(&info);
         let policy = Policy::default();
         let class = classify(&info, &policy, "claude-code");
         record.set_decision(&class, &policy.decide("claude-code", &info, &class));
+        record.set_info(info);
         record
     }
 
@@ -451,6 +321,26 @@ mod tests {
     }
 
     #[test]
+    fn odd_user_agents_and_paths_are_written_as_valid_json() {
+        let peer = Arc::new(Peer::new("[::1]:9".parse().unwrap(), None));
+        for (agent, shown) in [
+            (&b"\xffkubectl"[..], "\u{fffd}kubectl"),
+            (b"", ""),
+            (&[b'x'; 8192][..], &*"x".repeat(8192)),
+        ] {
+            let request = Request::get("/version")
+                .header("user-agent", HeaderValue::from_bytes(agent).unwrap())
+                .body(())
+                .unwrap();
+            let record = Record::new("sl_x".into(), &peer, &request);
+            let v = json(&record.decision_event());
+            assert_eq!(v["user_agent"], shown);
+            assert_eq!(v["source_ip"], "::1");
+            assert_eq!(v["verb"], serde_json::Value::Null, "never parsed: null");
+        }
+    }
+
+    #[test]
     fn the_complete_event_adds_the_end_and_a_late_reason() {
         let mut record = record("/api/v1/namespaces?access_token=s3cret");
         record.set_reason("upstream: reset".into());
@@ -460,6 +350,8 @@ mod tests {
             bytes: 0,
         };
         let v = json(&record.encode(Stage::Complete, Some(end)));
+        assert_eq!(record.labels().1, "deny");
+        assert!(record.query_has_token());
         assert_eq!(v["stage"], "complete");
         assert_eq!(v["path"], "/api/v1/namespaces?access_token=<redacted>");
         assert_eq!(
@@ -470,21 +362,5 @@ mod tests {
         assert_eq!(v["status"], 502);
         assert_eq!(v["latency_us"], 1234);
         assert_eq!(v["bytes"], 0);
-    }
-
-    #[test]
-    fn tokens_in_the_query_never_reach_the_record() {
-        assert_eq!(
-            redact_tokens("/api/v1/pods?watch=1&access_token=s3cret&x=y"),
-            "/api/v1/pods?watch=1&access_token=<redacted>&x=y"
-        );
-        assert_eq!(
-            redact_tokens("/api?Access%5Ftoken=s3cret"),
-            "/api?Access%5Ftoken=<redacted>"
-        );
-        assert_eq!(
-            redact_tokens("/api/v1/pods?limit=5"),
-            "/api/v1/pods?limit=5"
-        );
     }
 }

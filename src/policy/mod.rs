@@ -126,6 +126,11 @@ impl Decision {
     pub fn rule(&self) -> &str {
         &self.rule
     }
+    /// [`Decision::rule`], shared: the label is built once at policy load, so a request's
+    /// record keeps it without copying the string.
+    pub fn rule_label(&self) -> Arc<str> {
+        self.rule.clone()
+    }
     /// The sentence a refused agent is told (for allow: `sluice: allowed`).
     pub fn message(&self) -> &str {
         &self.message
