@@ -1,7 +1,12 @@
 //! The per-request cost of classification: parse + classify + decide, for a handful of
-//! representative requests (target ≤ 100 ns each).
+//! representative requests (target ≤ 100 ns each), and each stage on its own (`stage/…`),
+//! to show where the time goes.
 //!
 //!     cargo bench --bench hot_path
+
+/// The allocator sluice runs with (src/main.rs), so a refusal's message costs what it does there.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::hint::black_box;
 use std::path::Path;
@@ -62,11 +67,13 @@ const REQUESTS: &[(&str, Method, &str)] = &[
     ("discovery", Method::GET, "/apis/apps/v1"),
 ];
 
+fn bench_policy() -> Policy {
+    Policy::from_yaml(POLICY, Path::new("bench.yaml"))
+        .unwrap_or_else(|e| panic!("bench policy: {e}"))
+}
+
 fn hot_path(c: &mut Criterion) {
-    let policy = match Policy::from_yaml(POLICY, Path::new("bench.yaml")) {
-        Ok(policy) => policy,
-        Err(err) => panic!("bench policy: {err}"),
-    };
+    let policy = bench_policy();
     let mut group = c.benchmark_group("parse_classify_decide");
     for (name, method, uri) in REQUESTS {
         let uri: Uri = uri.parse().unwrap_or_else(|e| panic!("{uri}: {e}"));
@@ -82,5 +89,32 @@ fn hot_path(c: &mut Criterion) {
     group.finish();
 }
 
+fn stages(c: &mut Criterion) {
+    let policy = bench_policy();
+    let mut group = c.benchmark_group("stage");
+    for (name, method, uri) in REQUESTS {
+        let uri: Uri = uri.parse().unwrap_or_else(|e| panic!("{uri}: {e}"));
+        group.bench_function(format!("{name}/parse"), |b| {
+            b.iter(|| {
+                black_box(RequestInfo::parse(
+                    black_box(method),
+                    black_box(&uri),
+                    false,
+                ))
+            })
+        });
+        let info = RequestInfo::parse(method, &uri, false).unwrap_or_else(|e| panic!("{e}"));
+        group.bench_function(format!("{name}/classify"), |b| {
+            b.iter(|| black_box(classify(black_box(&info), &policy, "claude-code")))
+        });
+        let class = classify(&info, &policy, "claude-code");
+        group.bench_function(format!("{name}/decide"), |b| {
+            b.iter(|| black_box(policy.decide("claude-code", black_box(&info), &class)))
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(benches, hot_path);
-criterion_main!(benches);
+criterion_group!(per_stage, stages);
+criterion_main!(benches, per_stage);

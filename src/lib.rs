@@ -32,6 +32,7 @@ pub mod config;
 pub mod error;
 pub mod forward;
 pub mod health;
+pub mod inline_str;
 pub mod listener;
 pub mod metrics;
 pub mod permit;

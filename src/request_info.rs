@@ -25,7 +25,8 @@ use std::borrow::Cow;
 
 use http::{Method, Uri};
 
-use normalise::{QueryFlags, normalise_path, scan_query, split_ascii};
+use crate::inline_str::InlineStr;
+use normalise::{QueryFlags, clean_path, normalise_path, scan_query};
 
 /// What the apiserver will execute for one request.
 ///
@@ -35,7 +36,7 @@ use normalise::{QueryFlags, normalise_path, scan_query, split_ascii};
 pub struct RequestInfo {
     pub is_resource_request: bool,
     /// The normalised path: percent-decoded, without a trailing slash.
-    pub path: String,
+    pub path: PathStr,
     /// get, list, watch, create, update, patch, delete, deletecollection, or the legacy
     /// `proxy`; for non-resource requests the lowercase HTTP method (owned only for an
     /// extension method).
@@ -52,22 +53,28 @@ pub struct RequestInfo {
     pub upgrade: bool,
 }
 
-/// A byte range of [`RequestInfo::path`].
+/// Bytes of a normalised path kept inline: most API paths are shorter, so parsing a request
+/// allocates nothing.
+const PATH_INLINE: usize = 94;
+
+/// A normalised path ([`RequestInfo::path`]); reads as a `&str`.
+pub type PathStr = InlineStr<PATH_INLINE>;
+
+/// A byte range of [`RequestInfo::path`]: start in the low 32 bits, end in the high 32, so
+/// that it is written and read as one word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Span {
-    start: u32,
-    end: u32,
-}
+struct Span(u64);
 
 impl Span {
-    /// The range `part` occupies in `path`; `part` must be borrowed from `path`.
-    fn of(path: &str, part: &str) -> Span {
-        let start = (part.as_ptr() as usize).wrapping_sub(path.as_ptr() as usize);
-        debug_assert!(start <= path.len() && start + part.len() <= path.len());
+    fn new(start: usize, end: usize) -> Span {
         // hyper refuses URIs longer than u16::MAX, so the offsets always fit.
-        let start = u32::try_from(start).unwrap_or(u32::MAX);
-        let end = start.saturating_add(u32::try_from(part.len()).unwrap_or(u32::MAX));
-        Span { start, end }
+        let offset = |at: usize| u64::from(u32::try_from(at).unwrap_or(u32::MAX));
+        Span(offset(start) | offset(end) << 32)
+    }
+    /// This range of `path` (empty if it is not one).
+    fn of(self, path: &str) -> &str {
+        let (start, end) = (self.0 as u32 as usize, (self.0 >> 32) as usize);
+        path.get(start..end).unwrap_or_default()
     }
 }
 
@@ -79,16 +86,27 @@ pub struct RequestInfoError(pub String);
 
 impl RequestInfo {
     /// Parses one request. `upgrade` is true when the client asked for a connection upgrade.
+    ///
+    /// Built in place: on this path, moving a just-written struct costs more than the work
+    /// (a wide load that spans narrower stores stalls until they retire).
     pub fn parse(
         method: &Method,
         uri: &Uri,
         upgrade: bool,
     ) -> Result<RequestInfo, RequestInfoError> {
-        let path = normalise_path(uri.path())?;
+        let raw = uri.path();
+        let decoded;
+        let mut parts = Parts::empty(clean_path(raw).unwrap_or_default());
+        let mixed_case = !parts.split_clean();
+        if mixed_case {
+            decoded = normalise_path(raw)?;
+            parts = Parts::empty(&decoded);
+            parts.split_normalised();
+        }
         let query = scan_query(uri.query())?;
         let mut info = RequestInfo {
             is_resource_request: false,
-            path: String::new(),
+            path: PathStr::new(),
             verb: Cow::Borrowed(""),
             api_group: Span::default(),
             api_version: Span::default(),
@@ -99,18 +117,13 @@ impl RequestInfo {
             dry_run: false,
             upgrade,
         };
-        match ResourceParts::split(&path)? {
-            None => info.verb = non_resource_verb(method),
-            Some(parts) => info.fill(method, &path, parts, query)?,
-        }
-        info.path = path;
+        info.path.push_str(parts.path);
+        info.read_segments(&mut parts, method, query, mixed_case)?;
         Ok(info)
     }
 
     fn get(&self, span: Span) -> &str {
-        self.path
-            .get(span.start as usize..span.end as usize)
-            .unwrap_or_default()
+        span.of(&self.path)
     }
 
     /// The kube verb (or the lowercase method of a non-resource request).
@@ -143,109 +156,79 @@ impl RequestInfo {
         Some((self.resource()?, self.subresource()))
     }
 
-    fn fill(
+    /// Reads the segments as the apiserver does (see the module doc); a path that is not a
+    /// resource path leaves the verb as the lowercase method. `mixed_case` is false when the
+    /// path is known to hold no uppercase letter at all.
+    fn read_segments(
         &mut self,
+        parts: &mut Parts<'_>,
         method: &Method,
-        path: &str,
-        parts: ResourceParts<'_>,
         query: QueryFlags,
+        mixed_case: bool,
     ) -> Result<(), RequestInfoError> {
-        let span = |part: &str| Span::of(path, part);
-        self.is_resource_request = true;
-        self.api_group = span(parts.group);
-        self.api_version = span(parts.version);
-        self.namespace = parts.namespace.map(span);
-        self.resource = Some(span(parts.resource));
-        self.subresource = parts.subresource.map(span);
-        self.name = parts.name.map(span);
-        let named = parts.name.is_some();
-        let verb = match parts.special_verb {
-            Some(special) => special,
-            None => resource_verb(method, named, query.watch)?,
-        };
-        self.dry_run = query.dry_run_all && matches!(verb, "create" | "update" | "patch");
-        self.verb = Cow::Borrowed(verb);
-        Ok(())
-    }
-}
-
-/// The segments of a resource path, borrowed from the normalised path.
-#[derive(Debug)]
-struct ResourceParts<'a> {
-    group: &'a str,
-    version: &'a str,
-    /// `watch` or `proxy` from the legacy prefix.
-    special_verb: Option<&'static str>,
-    namespace: Option<&'a str>,
-    resource: &'a str,
-    name: Option<&'a str>,
-    subresource: Option<&'a str>,
-}
-
-impl<'a> ResourceParts<'a> {
-    /// `None` for a non-resource path.
-    fn split(path: &'a str) -> Result<Option<ResourceParts<'a>>, RequestInfoError> {
-        let mut parts = Parts::new(path);
         let (Some(prefix), Some(_), Some(_)) = (parts.peek(0), parts.peek(1), parts.peek(2)) else {
-            return check_non_resource_prefix(parts.peek(0)).map(|()| None);
+            self.verb = non_resource_verb(method);
+            return check_non_resource_prefix(parts.peek(0));
         };
-        let group = match prefix {
-            "api" => &path[..0], // the core group, as an empty range
-            "apis" if parts.peek(3).is_some() => parts.peek(1).unwrap_or_default(),
-            _ => return check_non_resource_prefix(Some(prefix)).map(|()| None),
+        self.api_group = match prefix {
+            "api" => Span::default(), // the core group, as an empty range
+            "apis" if parts.peek(3).is_some() => parts.span(1).unwrap_or_default(),
+            _ => {
+                self.verb = non_resource_verb(method);
+                return check_non_resource_prefix(Some(prefix));
+            }
         };
-        parts.skip(if group.is_empty() { 1 } else { 2 });
-        let version = parts.next_part()?;
+        parts.skip(if prefix == "api" { 1 } else { 2 });
+        self.api_version = parts.next_part()?;
         let special_verb = match parts.peek(0) {
             Some("watch") => Some("watch"),
             Some("proxy") => Some("proxy"),
             _ => None,
         };
-        if special_verb.is_some() {
+        if let Some(special) = special_verb {
             parts.skip(1);
             if parts.peek(0).is_none() {
                 return Err(RequestInfoError(format!(
-                    "sluice: {path}: no resource after the legacy {} prefix; refused",
-                    special_verb.unwrap_or_default()
+                    "sluice: {}: no resource after the legacy {special} prefix; refused",
+                    parts.path
                 )));
             }
         }
-        let mut namespace = None;
         if parts.peek(0) == Some("namespaces") && parts.peek(1).is_some() {
-            namespace = parts.peek(1);
+            self.namespace = parts.span(1);
             let ns_subresource = matches!(parts.peek(2), Some("status" | "finalize"));
             if parts.peek(2).is_some() && !ns_subresource {
                 parts.skip(2);
             }
         }
-        let resource = parts.next_part()?;
-        let name = parts.peek(0);
-        let subresource = match special_verb {
+        self.resource = Some(parts.next_part()?);
+        self.name = parts.span(0);
+        self.subresource = match special_verb {
             Some("proxy") => None,
-            _ => parts.peek(1),
+            _ => parts.span(1),
         };
-        let info = ResourceParts {
-            group,
-            version,
-            special_verb,
-            namespace,
-            resource,
-            name,
-            subresource,
+        self.is_resource_request = true;
+        if mixed_case {
+            self.check_case()?;
+        }
+        let verb = match special_verb {
+            Some(special) => special,
+            None => resource_verb(method, self.name.is_some(), query.watch)?,
         };
-        info.check_case()?;
-        Ok(Some(info))
+        self.dry_run = query.dry_run_all && matches!(verb, "create" | "update" | "patch");
+        self.verb = Cow::Borrowed(verb);
+        Ok(())
     }
 
     /// Group, version, namespace and resource names are lowercase in Kubernetes; an
     /// uppercase one either fails or means something sluice cannot see, so it is refused.
     fn check_case(&self) -> Result<(), RequestInfoError> {
         let fields = [
-            ("api group", Some(self.group)),
-            ("version", Some(self.version)),
-            ("namespace", self.namespace),
-            ("resource", Some(self.resource)),
-            ("subresource", self.subresource),
+            ("api group", Some(self.api_group())),
+            ("version", Some(self.api_version())),
+            ("namespace", self.namespace()),
+            ("resource", self.resource()),
+            ("subresource", self.subresource()),
         ];
         for (what, value) in fields {
             if let Some(value) = value.filter(|v| v.bytes().any(|b| b.is_ascii_uppercase())) {
@@ -264,39 +247,54 @@ const MAX_SEGMENTS: usize = 9;
 
 /// A cursor over the `/`-separated segments of a normalised path, split once (no allocation).
 struct Parts<'a> {
-    segments: [&'a str; MAX_SEGMENTS],
+    path: &'a str,
+    segments: [Span; MAX_SEGMENTS],
     len: usize,
     at: usize,
 }
 
 impl<'a> Parts<'a> {
-    fn new(path: &'a str) -> Parts<'a> {
-        let mut parts = Parts {
-            segments: [""; MAX_SEGMENTS],
+    /// No segments yet: [`Parts::split_clean`] or [`Parts::split_normalised`] finds them.
+    fn empty(path: &'a str) -> Parts<'a> {
+        Parts {
+            path,
+            segments: [Span::default(); MAX_SEGMENTS],
             len: 0,
             at: 0,
-        };
-        // The normalised path has no empty segments; the root "/" has none at all.
-        let trimmed = path.trim_start_matches('/');
-        if trimmed.is_empty() {
-            return parts;
         }
-        for (slot, segment) in parts.segments.iter_mut().zip(split_ascii(trimmed, b'/')) {
-            *slot = segment;
-            parts.len += 1;
+    }
+    /// Splits a path that starts with `/` and is known to be normalised (no empty segments;
+    /// the root "/" has none at all).
+    fn split_normalised(&mut self) {
+        let path = self.path;
+        let mut start = 1;
+        if path.len() > 1 {
+            for end in memchr::memchr_iter(b'/', path.as_bytes()).skip(1) {
+                self.push(start, end);
+                start = end + 1;
+            }
+            self.push(start, path.len());
         }
-        parts
+    }
+    /// Adds the segment `path[start..end]`; those past [`MAX_SEGMENTS`] are not kept.
+    fn push(&mut self, start: usize, end: usize) {
+        if let Some(slot) = self.segments.get_mut(self.len) {
+            *slot = Span::new(start, end);
+            self.len += 1;
+        }
+    }
+    fn span(&self, index: usize) -> Option<Span> {
+        self.segments[..self.len].get(self.at + index).copied()
     }
     fn peek(&self, index: usize) -> Option<&'a str> {
-        let index = self.at + index;
-        (index < self.len).then(|| self.segments[index])
+        Some(self.span(index)?.of(self.path))
     }
     fn skip(&mut self, count: usize) {
         self.at = (self.at + count).min(self.len);
     }
-    fn next_part(&mut self) -> Result<&'a str, RequestInfoError> {
+    fn next_part(&mut self) -> Result<Span, RequestInfoError> {
         let part = self
-            .peek(0)
+            .span(0)
             .ok_or_else(|| RequestInfoError("sluice: path ends too early; refused".into()))?;
         self.skip(1);
         Ok(part)

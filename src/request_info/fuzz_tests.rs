@@ -6,7 +6,8 @@
 use http::{Method, Uri};
 use proptest::prelude::*;
 
-use super::RequestInfo;
+use super::normalise::{clean_path, normalise_path};
+use super::{Parts, RequestInfo};
 use crate::classify::{Tier, classify};
 use crate::policy::Policy;
 
@@ -154,6 +155,48 @@ proptest! {
         target.extend(bytes.iter().map(|b| format!("%{b:02x}")));
         let _ = tier_of("GET", &target);
         let _ = tier_of("POST", &format!("/api/v1/namespaces/{}", String::from_utf8_lossy(&bytes)));
+    }
+
+    /// The one-pass fast path only takes paths the general path would return unchanged, and
+    /// splits them into the same segments; everything else it leaves to the general path.
+    #[test]
+    fn the_fast_path_agrees_with_the_general_path(
+        segments in proptest::collection::vec(
+            prop_oneof![
+                8 => prop_oneof![
+                    Just("api"), Just("apis"), Just("v1"), Just("pods"), Just("namespaces"),
+                    Just("a.b"), Just("..."), Just("é"), Just("x-1"), Just("~"), Just("a:b"),
+                ],
+                3 => prop_oneof![Just(""), Just("."), Just("..")],
+                1 => prop_oneof![Just("%2F"), Just("x%41"), Just("Pods"), Just("\u{1}"), Just("%")],
+            ],
+            0..10,
+        ),
+        slashes in (0..3usize, 0..3usize),
+    ) {
+        let raw = format!("{}{}{}", "/".repeat(slashes.0), segments.join("/"), "/".repeat(slashes.1));
+        let general = normalise_path(&raw);
+        let clean = clean_path(&raw).map(|path| {
+            let mut parts = Parts::empty(path);
+            (parts.split_clean(), parts)
+        });
+        match clean {
+            Some((true, parts)) => {
+                let path = parts.path;
+                prop_assert_eq!(general.as_deref(), Ok(path), "{:?}", raw);
+                let mut expected = Parts::empty(path);
+                expected.split_normalised();
+                let segments = |parts: &Parts<'_>| (0..parts.len).map(|i| parts.peek(i).map(str::to_owned)).collect::<Vec<_>>();
+                prop_assert_eq!(segments(&parts), segments(&expected));
+                prop_assert!(!path.bytes().any(|b| b.is_ascii_uppercase()));
+            }
+            _ => prop_assert!(
+                general.is_err() || raw.bytes().any(|b| matches!(b, b'%' | b'A'..=b'Z'))
+                    || raw.bytes().any(|b| b.is_ascii_control()) || raw.is_empty()
+                    || raw.starts_with("//") || raw.ends_with("//") || raw == "/",
+                "{:?} went the slow way for no reason", raw
+            ),
+        }
     }
 
     #[test]

@@ -6,7 +6,64 @@
 //! (or that no client sends honestly): encoded slashes, dot segments, empty segments,
 //! double encoding, control characters, duplicated `watch` / `dryRun`, and `;` in the query.
 
-use super::RequestInfoError;
+use super::{Parts, RequestInfoError};
+
+/// Whether `byte` sends a path to the general [`normalise_path`]: `%` (something to decode),
+/// a control character or an uppercase letter (something to refuse). Written without
+/// short-circuits so that the scan over a whole path compiles to vector instructions.
+fn needs_general_path(byte: u8) -> bool {
+    (byte == b'%') | (byte < 0x20) | (byte == 0x7f) | (byte.wrapping_sub(b'A') < 26)
+}
+
+/// The path as the common case normalises it: `raw` less one trailing slash, if `raw` starts
+/// with `/` and holds nothing to decode, no control character and no uppercase letter. The
+/// segments are checked next ([`Parts::split_clean`]); `None` (or a failed check) sends the
+/// path to [`normalise_path`], which decides every other path, and words every refusal,
+/// exactly as before.
+pub(super) fn clean_path(raw: &str) -> Option<&str> {
+    let path = match raw.as_bytes() {
+        b"/" => raw,
+        [b'/', .., b'/'] => raw.get(..raw.len() - 1)?,
+        [b'/', ..] => raw,
+        _ => return None,
+    };
+    let odd = path
+        .bytes()
+        .fold(false, |odd, byte| odd | needs_general_path(byte));
+    (!odd).then_some(path)
+}
+
+impl Parts<'_> {
+    /// Splits a path from [`clean_path`]; false (→ the general path) if there is no path or a
+    /// segment is empty or a dot segment.
+    pub(super) fn split_clean(&mut self) -> bool {
+        let bytes = self.path.as_bytes();
+        match bytes {
+            b"" => return false,
+            b"/" => return true,
+            _ => {}
+        }
+        let mut start = 1;
+        for (at, &byte) in bytes.iter().enumerate().skip(1) {
+            if byte == b'/' {
+                if is_empty_or_dots(&bytes[start..at]) {
+                    return false;
+                }
+                self.push(start, at);
+                start = at + 1;
+            }
+        }
+        if is_empty_or_dots(&bytes[start..]) {
+            return false;
+        }
+        self.push(start, bytes.len());
+        true
+    }
+}
+
+fn is_empty_or_dots(segment: &[u8]) -> bool {
+    matches!(segment, b"" | b"." | b"..")
+}
 
 /// Decodes and checks `raw` (the path as sent). Returns the normalised path: `/`, then the
 /// decoded segments joined by `/`, with one trailing slash dropped (as `RequestInfo` does).
@@ -133,7 +190,7 @@ pub(super) fn scan_query(query: Option<&str>) -> Result<QueryFlags, RequestInfoE
 
 /// Splits `text` at an ASCII `separator` with a plain byte loop (cheaper than a `char`
 /// pattern for the short strings of a request line).
-pub(super) fn split_ascii(text: &str, separator: u8) -> impl Iterator<Item = &str> {
+fn split_ascii(text: &str, separator: u8) -> impl Iterator<Item = &str> {
     let mut start = 0;
     let mut done = false;
     std::iter::from_fn(move || {
