@@ -3,6 +3,11 @@
 //! projected-token symlink swaps that inotify on the file itself would miss); when the
 //! contents' SHA-256 changes it hands the new bytes to the owner, which parses them and
 //! swaps its value atomically — or keeps the last good one and says why.
+//!
+//! A file that reads as empty (or only whitespace) is not handed over: writing a file in
+//! place truncates it first, and a watcher that looks in between would otherwise swap an
+//! empty policy (deny everything) or an empty credentials file (no agents) in for the real
+//! one. It is reported as unreadable; to deny everything, say so (`default: deny`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -53,6 +58,14 @@ where
             }
             last_meta = meta;
             match tokio::fs::read(&path).await {
+                Ok(bytes) if bytes.trim_ascii().is_empty() => {
+                    if !std::mem::replace(&mut reported_error, true) {
+                        on_change(Change::Unreadable(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "the file is empty (a write in progress?)",
+                        )));
+                    }
+                }
                 Ok(bytes) => {
                     reported_error = false;
                     let sha256 = sha256_hex(&bytes);
@@ -101,6 +114,12 @@ mod tests {
         });
         std::fs::write(&path, "bb").unwrap();
         assert_eq!(rx.recv().await.unwrap(), "bb");
+        // Truncated, as a write in place does first: not handed over as new contents.
+        std::fs::write(&path, " \n").unwrap();
+        assert_eq!(rx.recv().await.unwrap(), "<unreadable>");
+        // The write completes: the same contents as before, so nothing new to report.
+        std::fs::write(&path, "bb").unwrap();
+        tokio::time::sleep(POLL_INTERVAL * 2).await;
         std::fs::remove_file(&path).unwrap();
         assert_eq!(rx.recv().await.unwrap(), "<unreadable>");
         std::fs::write(&path, "ccc").unwrap();
