@@ -33,7 +33,7 @@ pub struct Record {
     agent: Option<(Arc<str>, &'static str)>,
     info: Option<RequestInfo>,
     class: Option<Classification>,
-    rule: Option<Arc<str>>,
+    rule: Option<Cow<'static, str>>,
     /// allow | deny | escalate | approved | rejected | expired | abandoned
     pub decision: Option<&'static str>,
     /// Replaces the classification's reason: why a request was refused or ended early.

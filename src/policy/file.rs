@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::glob::Glob;
+use super::label::intern;
 use super::{Action, AgentRules, Mode, Operation, Policy, Rule, Runbook};
 use crate::classify::Tier;
 use crate::yaml::YamlError;
@@ -187,8 +187,8 @@ fn compile_rule(errors: &Errors<'_>, key: &str, rule: &RuleFile) -> Result<Rule,
         tiers[usize::from(slot.as_u8())] = Some(action);
     }
     let labels = std::array::from_fn(|n| match tiers[n] {
-        Some(_) => Arc::from(key),
-        None => Arc::from(format!("default ({key} lists no tier {n})")),
+        Some(_) => intern(key.to_owned()),
+        None => intern(format!("default ({key} lists no tier {n})")),
     });
     Ok(Rule {
         matches_no_namespace: namespaces.iter().any(Glob::is_any),

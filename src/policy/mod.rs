@@ -9,12 +9,12 @@
 
 mod file;
 mod glob;
+mod label;
 #[cfg(test)]
 mod tests;
 
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -68,7 +68,7 @@ pub struct Policy {
 pub struct Decision {
     action: Action,
     mode: Mode,
-    rule: Arc<str>,
+    rule: Cow<'static, str>,
     message: Cow<'static, str>,
 }
 
@@ -85,8 +85,9 @@ struct Rule {
     matches_no_namespace: bool,
     /// Indexed by tier; `None` falls back to the policy default.
     tiers: [Option<Action>; 5],
-    /// What [`Decision::rule`] says for each tier, built at load so deciding allocates nothing.
-    labels: [Arc<str>; 5],
+    /// What [`Decision::rule`] says for each tier, built (and interned) at load so deciding
+    /// neither allocates nor counts references.
+    labels: [&'static str; 5],
 }
 
 #[derive(Debug, Clone)]
@@ -126,9 +127,10 @@ impl Decision {
     pub fn rule(&self) -> &str {
         &self.rule
     }
-    /// [`Decision::rule`], shared: the label is built once at policy load, so a request's
-    /// record keeps it without copying the string.
-    pub fn rule_label(&self) -> Arc<str> {
+    /// [`Decision::rule`], to keep: a rule's label is interned at policy load, so a request's
+    /// record keeps it without copying the string (only the label of an agent without rules
+    /// is built per request).
+    pub fn rule_label(&self) -> Cow<'static, str> {
         self.rule.clone()
     }
     /// The sentence a refused agent is told (for allow: `sluice: allowed`).
@@ -196,14 +198,14 @@ impl Policy {
         let (action, rule) = match self.agents.iter().find(|a| *a.name == *agent) {
             None => (
                 self.default,
-                Arc::from(format!("default (no rules for agent {agent})")),
+                Cow::Owned(format!("default (no rules for agent {agent})")),
             ),
             Some(rules) => match rules.rules.iter().find(|r| r.covers(namespace)) {
                 Some(rule) => (
                     rule.tiers[tier].unwrap_or(self.default),
-                    rule.labels[tier].clone(),
+                    Cow::Borrowed(rule.labels[tier]),
                 ),
-                None => (self.default, Arc::from("default")),
+                None => (self.default, Cow::Borrowed("default")),
             },
         };
         let message = match action {

@@ -6,7 +6,7 @@
 use http::{Method, Uri};
 use proptest::prelude::*;
 
-use super::normalise::{clean_path, normalise_path};
+use super::normalise::{clean_path, normalise_path, scan_query};
 use super::{Parts, RequestInfo};
 use crate::classify::{Tier, classify};
 use crate::policy::Policy;
@@ -197,6 +197,31 @@ proptest! {
                 "{:?} went the slow way for no reason", raw
             ),
         }
+    }
+
+    /// A query with nothing to decode reads the same on the fast path as on the decoding
+    /// one (a harmless encoded pair appended sends it there).
+    #[test]
+    fn the_plain_query_path_agrees_with_the_decoding_one(
+        pairs in proptest::collection::vec(
+            (
+                prop_oneof![Just("watch"), Just("dryRun"), Just("limit"), Just(""), Just("dryrun")],
+                prop_oneof![Just(None), Just(Some("")), Just(Some("0")), Just(Some("1")),
+                    Just(Some("false")), Just(Some("FALSE")), Just(Some("All")), Just(Some("all"))],
+            ),
+            0..5,
+        ),
+    ) {
+        let query = pairs
+            .iter()
+            .map(|(key, value)| match value {
+                Some(value) => format!("{key}={value}"),
+                None => (*key).to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        let decoding = format!("{query}&x=%41");
+        prop_assert_eq!(scan_query(Some(&query)), scan_query(Some(&decoding)), "{}", query);
     }
 
     #[test]
