@@ -194,7 +194,7 @@ impl RequestInfo {
                 )));
             }
         }
-        if parts.peek(0) == Some("namespaces") && parts.peek(1).is_some() {
+        if matches!(parts.peek(0), Some("namespaces")) && parts.peek(1).is_some() {
             self.namespace = parts.span(1);
             let ns_subresource = matches!(parts.peek(2), Some("status" | "finalize"));
             if parts.peek(2).is_some() && !ns_subresource {

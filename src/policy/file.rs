@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::glob::Glob;
 use super::label::intern;
-use super::{Action, AgentRules, Mode, Operation, Policy, Rule, Runbook};
+use super::{Action, AgentRules, Mode, Operation, Policy, Rule, Runbook, VERBS, VerbSet};
 use crate::classify::Tier;
 use crate::yaml::YamlError;
 
@@ -102,17 +102,6 @@ fn deny() -> Action {
 fn kube_system() -> Vec<String> {
     vec!["kube-system".to_owned()]
 }
-
-const VERBS: &[&str] = &[
-    "get",
-    "list",
-    "watch",
-    "create",
-    "update",
-    "patch",
-    "delete",
-    "deletecollection",
-];
 
 /// Builds the key-path error for `origin`.
 struct Errors<'a> {
@@ -266,7 +255,7 @@ fn compile_operation(
         None => None,
     };
     Ok(Operation {
-        verbs: op.verbs.iter().map(|v| v.as_str().into()).collect(),
+        verbs: VerbSet::of(op.verbs.iter().map(String::as_str)),
         resources,
         api_groups: op
             .api_groups

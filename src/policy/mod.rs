@@ -99,7 +99,7 @@ struct Runbook {
 
 #[derive(Debug, Clone)]
 struct Operation {
-    verbs: Vec<Box<str>>,
+    verbs: VerbSet,
     /// `(resource, subresource)`: `deployments/scale` → `("deployments", Some("scale"))`.
     resources: Vec<(Box<str>, Option<Box<str>>)>,
     api_groups: Option<Vec<Box<str>>>,
@@ -232,12 +232,49 @@ impl Rule {
     }
 }
 
+/// The verbs a runbook operation may name.
+const VERBS: &[&str] = &[
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+];
+
+/// A set of [`VERBS`], one bit each: a runbook's verbs are checked with one AND, not a
+/// string comparison per verb.
+#[derive(Debug, Clone, Copy, Default)]
+struct VerbSet(u16);
+
+impl VerbSet {
+    /// The set of `verbs`; a verb not in [`VERBS`] (refused when the policy is read) is left out.
+    fn of<'a>(verbs: impl IntoIterator<Item = &'a str>) -> VerbSet {
+        VerbSet(
+            verbs
+                .into_iter()
+                .fold(0, |set, verb| set | VerbSet::bit(verb)),
+        )
+    }
+    fn bit(verb: &str) -> u16 {
+        VERBS
+            .iter()
+            .position(|v| *v == verb)
+            .map_or(0, |at| 1 << at)
+    }
+    fn contains(self, verb: &str) -> bool {
+        self.0 & VerbSet::bit(verb) != 0
+    }
+}
+
 impl Operation {
     fn covers(&self, info: &RequestInfo) -> bool {
         let Some((resource, sub)) = info.resource_path() else {
             return false;
         };
-        self.verbs.iter().any(|v| **v == *info.verb())
+        self.verbs.contains(info.verb())
             && self
                 .resources
                 .iter()
