@@ -95,10 +95,12 @@ impl RequestInfo {
         upgrade: bool,
     ) -> Result<RequestInfo, RequestInfoError> {
         let raw = uri.path();
+        // The common case in one pass; anything else is decoded and checked by the general
+        // path, which also words every refusal.
         let decoded;
         let mut parts = Parts::empty(clean_path(raw).unwrap_or_default());
-        let mixed_case = !parts.split_clean();
-        if mixed_case {
+        let general = !parts.split_clean();
+        if general {
             decoded = normalise_path(raw)?;
             parts = Parts::empty(&decoded);
             parts.split_normalised();
@@ -118,7 +120,8 @@ impl RequestInfo {
             upgrade,
         };
         info.path.push_str(parts.path);
-        info.read_segments(&mut parts, method, query, mixed_case)?;
+        // Only the general path can hold an uppercase letter.
+        info.read_segments(&mut parts, method, query, general)?;
         Ok(info)
     }
 
@@ -157,14 +160,14 @@ impl RequestInfo {
     }
 
     /// Reads the segments as the apiserver does (see the module doc); a path that is not a
-    /// resource path leaves the verb as the lowercase method. `mixed_case` is false when the
-    /// path is known to hold no uppercase letter at all.
+    /// resource path leaves the verb as the lowercase method. `check_case`: the path may hold
+    /// an uppercase letter.
     fn read_segments(
         &mut self,
         parts: &mut Parts<'_>,
         method: &Method,
         query: QueryFlags,
-        mixed_case: bool,
+        check_case: bool,
     ) -> Result<(), RequestInfoError> {
         let (Some(prefix), Some(_), Some(_)) = (parts.peek(0), parts.peek(1), parts.peek(2)) else {
             self.verb = non_resource_verb(method);
@@ -208,7 +211,7 @@ impl RequestInfo {
             _ => parts.span(1),
         };
         self.is_resource_request = true;
-        if mixed_case {
+        if check_case {
             self.check_case()?;
         }
         let verb = match special_verb {
