@@ -48,10 +48,7 @@ pub(super) fn clean_path(raw: &str) -> Option<&str> {
         [b'/', ..] => raw,
         _ => return None,
     };
-    let odd = path
-        .bytes()
-        .fold(false, |odd, byte| odd | needs_general_path(byte));
-    (!odd).then_some(path)
+    (!any_byte(path.as_bytes(), needs_general_path)).then_some(path)
 }
 
 impl Parts<'_> {
