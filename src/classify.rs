@@ -107,12 +107,10 @@ fn is_self_review(group: &str, resource: &str) -> bool {
 pub fn classify(info: &RequestInfo, policy: &Policy, agent: &str) -> Classification {
     let base = base_tier(info, policy);
     if base.tier == Tier::T2
-        && let Some(runbook) = policy.runbook_for(agent, info)
+        && let Some((_, runbook)) = policy.runbook_for(agent, info)
     {
         let mut reason = base.reason;
-        for piece in [" (runbook ", runbook, ")"] {
-            reason.push_str(piece);
-        }
+        reason.push_str(runbook);
         return class(Tier::T1, reason);
     }
     base
@@ -236,10 +234,23 @@ fn reason(verb: &str, resource: &str, sub: Option<&str>) -> Reason {
 }
 
 fn push_reason(out: &mut Reason, verb: &str, resource: &str, sub: Option<&str>) {
-    let verb = if verb == "get" { "read" } else { verb };
-    for piece in [verb, " of ", resource] {
-        out.push_str(piece);
-    }
+    // One copy for the verb and " of " together when the verb is a known one.
+    let verb_of = match verb {
+        "get" => "read of ",
+        "list" => "list of ",
+        "watch" => "watch of ",
+        "create" => "create of ",
+        "update" => "update of ",
+        "patch" => "patch of ",
+        "delete" => "delete of ",
+        "deletecollection" => "deletecollection of ",
+        other => {
+            out.push_str(other);
+            " of "
+        }
+    };
+    out.push_str(verb_of);
+    out.push_str(resource);
     if let Some(sub) = sub {
         out.push_str("/");
         out.push_str(sub);

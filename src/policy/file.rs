@@ -209,6 +209,7 @@ fn compile_runbook(
         )?);
     }
     Ok(Runbook {
+        reason: format!(" (runbook {name})").into(),
         name: name.into(),
         agents: runbook.agents.iter().map(|a| a.as_str().into()).collect(),
         operations,

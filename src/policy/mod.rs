@@ -93,6 +93,8 @@ struct Rule {
 #[derive(Debug, Clone)]
 struct Runbook {
     name: Box<str>,
+    /// " (runbook NAME)", what a lowered classification's reason gets, built at load.
+    reason: Box<str>,
     agents: Vec<Box<str>>,
     operations: Vec<Operation>,
 }
@@ -183,13 +185,14 @@ impl Policy {
         self.agents.iter().map(|a| &*a.name)
     }
 
-    /// The first runbook that lets `agent` do `info`, if any.
-    pub fn runbook_for(&self, agent: &str, info: &RequestInfo) -> Option<&str> {
+    /// The first runbook that lets `agent` do `info`, if any: its name, and what a
+    /// classification's reason says of it (" (runbook NAME)").
+    pub fn runbook_for(&self, agent: &str, info: &RequestInfo) -> Option<(&str, &str)> {
         self.runbooks
             .iter()
             .filter(|rb| rb.agents.iter().any(|a| **a == *agent))
             .find(|rb| rb.operations.iter().any(|op| op.covers(info)))
-            .map(|rb| &*rb.name)
+            .map(|rb| (&*rb.name, &*rb.reason))
     }
 
     pub fn decide(&self, agent: &str, info: &RequestInfo, class: &Classification) -> Decision {
