@@ -43,7 +43,7 @@ where
     tokio::spawn(async move {
         let mut last_hash = initial_sha256;
         let mut last_meta = metadata_key(&path);
-        let mut reported_error = false;
+        let mut reported: Option<std::io::ErrorKind> = None;
         let mut ticks = 0u32;
         let mut interval = tokio::time::interval(POLL_INTERVAL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -57,17 +57,16 @@ where
                 continue;
             }
             last_meta = meta;
-            match tokio::fs::read(&path).await {
-                Ok(bytes) if bytes.trim_ascii().is_empty() => {
-                    if !std::mem::replace(&mut reported_error, true) {
-                        on_change(Change::Unreadable(std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            "the file is empty (a write in progress?)",
-                        )));
-                    }
-                }
+            let read = match tokio::fs::read(&path).await {
+                Ok(bytes) if bytes.trim_ascii().is_empty() => Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "the file is empty (a write in progress?)",
+                )),
+                read => read,
+            };
+            match read {
                 Ok(bytes) => {
-                    reported_error = false;
+                    reported = None;
                     let sha256 = sha256_hex(&bytes);
                     if sha256 != last_hash {
                         last_hash = sha256.clone();
@@ -77,8 +76,10 @@ where
                         });
                     }
                 }
-                Err(err) if !reported_error => {
-                    reported_error = true;
+                // Each kind of trouble is reported once while it lasts; a different one (the
+                // empty file is then deleted, say) is news.
+                Err(err) if reported != Some(err.kind()) => {
+                    reported = Some(err.kind());
                     on_change(Change::Unreadable(err));
                 }
                 Err(_) => {}
@@ -100,6 +101,14 @@ mod tests {
     use super::*;
     use tokio::sync::mpsc;
 
+    /// The next report, or a failure (not a hang) if none comes within a few polls.
+    async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
+        tokio::time::timeout(POLL_INTERVAL * 4, rx.recv())
+            .await
+            .expect("no report within 4 polls")
+            .expect("the watcher stopped")
+    }
+
     #[tokio::test(start_paused = true)]
     async fn reports_new_contents_once_and_unreadable_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -113,17 +122,20 @@ mod tests {
             });
         });
         std::fs::write(&path, "bb").unwrap();
-        assert_eq!(rx.recv().await.unwrap(), "bb");
+        assert_eq!(next(&mut rx).await, "bb");
         // Truncated, as a write in place does first: not handed over as new contents.
         std::fs::write(&path, " \n").unwrap();
-        assert_eq!(rx.recv().await.unwrap(), "<unreadable>");
+        assert_eq!(next(&mut rx).await, "<unreadable>");
+        // Deleted while still empty: a different trouble, reported too.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(next(&mut rx).await, "<unreadable>");
         // The write completes: the same contents as before, so nothing new to report.
         std::fs::write(&path, "bb").unwrap();
         tokio::time::sleep(POLL_INTERVAL * 2).await;
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(rx.recv().await.unwrap(), "<unreadable>");
+        assert_eq!(next(&mut rx).await, "<unreadable>");
         std::fs::write(&path, "ccc").unwrap();
-        assert_eq!(rx.recv().await.unwrap(), "ccc");
+        assert_eq!(next(&mut rx).await, "ccc");
         // Rewriting the same contents reports nothing.
         std::fs::write(&path, "ccc").unwrap();
         tokio::time::sleep(POLL_INTERVAL * (REHASH_EVERY + 2)).await;
