@@ -67,35 +67,9 @@ impl<const N: usize> Deref for InlineStr<N> {
     }
 }
 
-impl<const N: usize> AsRef<str> for InlineStr<N> {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
 impl<const N: usize> From<&str> for InlineStr<N> {
     fn from(text: &str) -> InlineStr<N> {
         InlineStr::concat(&[text])
-    }
-}
-
-impl<const N: usize> From<String> for InlineStr<N> {
-    /// Keeps the allocation when the text does not fit inline.
-    fn from(text: String) -> InlineStr<N> {
-        if text.len() <= N {
-            InlineStr::from(text.as_str())
-        } else {
-            InlineStr(Repr::Heap(text))
-        }
-    }
-}
-
-impl<const N: usize> From<InlineStr<N>> for String {
-    fn from(text: InlineStr<N>) -> String {
-        match text.0 {
-            Repr::Heap(heap) => heap,
-            Repr::Inline(inline) => inline.as_str().to_owned(),
-        }
     }
 }
 
@@ -150,19 +124,7 @@ mod tests {
         assert!(text.ends_with("xé"));
         let exact = InlineStr::<N>::from("y".repeat(N).as_str());
         assert!(matches!(exact.0, Repr::Inline(_)));
-        assert_eq!(String::from(exact).len(), N);
+        assert_eq!(exact.len(), N);
         assert_eq!(format!("{:?}", InlineStr::<N>::from("a\"b")), "\"a\\\"b\"");
-    }
-
-    #[test]
-    fn an_owned_string_keeps_its_allocation_only_when_it_must() {
-        let short = InlineStr::<8>::from(String::from("/api"));
-        assert!(matches!(short.0, Repr::Inline(_)));
-        let long = String::from("/apis/apps/v1");
-        let ptr = long.as_ptr();
-        let spilled = InlineStr::<8>::from(long);
-        assert_eq!(spilled, "/apis/apps/v1");
-        let back = String::from(spilled);
-        assert_eq!(back.as_ptr(), ptr);
     }
 }

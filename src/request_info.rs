@@ -103,7 +103,13 @@ impl RequestInfo {
         if general {
             decoded = normalise_path(raw)?;
             parts = Parts::empty(&decoded);
-            parts.split_normalised();
+            // A normalised path has no empty or dot segment, so this cannot fail; if it ever
+            // did, the request is refused rather than read from a partial split.
+            if !parts.split_clean() {
+                return Err(RequestInfoError(format!(
+                    "sluice: {decoded}: path could not be split; refused"
+                )));
+            }
         }
         let query = scan_query(uri.query())?;
         let mut info = RequestInfo {
@@ -257,26 +263,13 @@ struct Parts<'a> {
 }
 
 impl<'a> Parts<'a> {
-    /// No segments yet: [`Parts::split_clean`] or [`Parts::split_normalised`] finds them.
+    /// No segments yet: [`Parts::split_clean`] finds them.
     fn empty(path: &'a str) -> Parts<'a> {
         Parts {
             path,
             segments: [Span::default(); MAX_SEGMENTS],
             len: 0,
             at: 0,
-        }
-    }
-    /// Splits a path that starts with `/` and is known to be normalised (no empty segments;
-    /// the root "/" has none at all).
-    fn split_normalised(&mut self) {
-        let path = self.path;
-        let mut start = 1;
-        if path.len() > 1 {
-            for end in memchr::memchr_iter(b'/', path.as_bytes()).skip(1) {
-                self.push(start, end);
-                start = end + 1;
-            }
-            self.push(start, path.len());
         }
     }
     /// Adds the segment `path[start..end]`; those past [`MAX_SEGMENTS`] are not kept.

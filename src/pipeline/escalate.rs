@@ -20,9 +20,11 @@ pub async fn hold(
     proxy: &Proxy,
     request: Request<Incoming>,
     record: &mut Record,
-    class: &Classification,
     escalation_message: &str,
 ) -> Result<(Permit, Request<Body>), Refusal> {
+    // run() hands the classification to the record before anything is escalated; a held
+    // request is rare, so its copy is made here rather than on every request.
+    let class = &record.class().cloned().ok_or(Refusal::Internal)?;
     let approvals = &proxy.approvals;
     let max = approvals.config().max_body_bytes;
     let (parts, body) = request.into_parts();

@@ -82,7 +82,6 @@ impl Proxy {
             let decision = policy.decide(&agent.name, &info, &class);
             (class, decision)
         };
-        record.set_decision(&class, &decision);
         // Every decision is in the audit log; the operator's log gets refusals and
         // escalations at info and routine allows at debug (an info line per request costs a
         // measured 11-29% of sluice's CPU per request).
@@ -99,7 +98,9 @@ impl Proxy {
             );
         }
         let upgrade = info.upgrade;
-        // From here on the parsed request lives in the record (its events are written from it).
+        // From here on the parsed request and its classification live in the record (its
+        // events are written from them).
+        record.set_decision(class, &decision);
         record.set_info(info);
         let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (permit, request) = match decision.effective() {
@@ -114,14 +115,7 @@ impl Proxy {
             // Boxed: the hold's state (2.4 KB) would otherwise be part of every request's
             // future, copied when hyper spawns it, for the few requests that escalate.
             Action::Escalate => {
-                Box::pin(escalate::hold(
-                    self,
-                    request,
-                    record,
-                    &class,
-                    decision.message(),
-                ))
-                .await?
+                Box::pin(escalate::hold(self, request, record, decision.message())).await?
             }
             Action::Deny => return Err(Refusal::Forbidden(decision.message().to_owned())),
         };

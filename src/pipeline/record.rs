@@ -105,8 +105,13 @@ impl Record {
         self.info.as_ref()
     }
 
-    pub fn set_decision(&mut self, class: &Classification, decision: &Decision) {
-        self.class = Some(class.clone());
+    pub fn class(&self) -> Option<&Classification> {
+        self.class.as_ref()
+    }
+
+    /// Takes the classification over, with what policy decided.
+    pub fn set_decision(&mut self, class: Classification, decision: &Decision) {
+        self.class = Some(class);
         self.decision = Some(decision.action().as_str());
         self.rule = Some(decision.rule_label());
     }
@@ -276,7 +281,8 @@ mod tests {
         let info = RequestInfo::parse(request.method(), request.uri(), false).unwrap();
         let policy = Policy::default();
         let class = classify(&info, &policy, "claude-code");
-        record.set_decision(&class, &policy.decide("claude-code", &info, &class));
+        let decision = policy.decide("claude-code", &info, &class);
+        record.set_decision(class, &decision);
         record.set_info(info);
         record
     }

@@ -52,8 +52,9 @@ pub(super) fn clean_path(raw: &str) -> Option<&str> {
 }
 
 impl Parts<'_> {
-    /// Splits a path from [`clean_path`]; false (→ the general path) if there is no path or a
-    /// segment is empty or a dot segment.
+    /// Splits a path from [`clean_path`] or [`normalise_path`]; false (→ the general path)
+    /// if there is no path or a segment is empty or a dot segment (never, for a normalised
+    /// path).
     pub(super) fn split_clean(&mut self) -> bool {
         let bytes = self.path.as_bytes();
         match bytes {

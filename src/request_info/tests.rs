@@ -194,3 +194,40 @@ fn upgrade_is_kept() {
     assert!(info.upgrade);
     assert_eq!(info.subresource(), Some("exec"));
 }
+
+/// Paths longer than the inline buffer (a long namespace, a 253-byte name, a decoded one)
+/// spill to the heap and read back field for field; "/" is a non-resource request.
+#[test]
+fn long_paths_and_the_root() {
+    let namespace = "n".repeat(63);
+    let name = "x".repeat(253);
+    for (uri, decoded) in [
+        (
+            format!("/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"),
+            false,
+        ),
+        (
+            format!("/apis/apps/v1/namespaces/{namespace}/deployments/{name}%41/scale/"),
+            true,
+        ),
+    ] {
+        let info = parse("PATCH", &uri).unwrap();
+        assert!(info.path.len() > PATH_INLINE, "{uri}");
+        assert_eq!(info.verb(), "patch");
+        assert_eq!(info.api_group(), "apps");
+        assert_eq!(info.namespace(), Some(namespace.as_str()));
+        assert_eq!(info.resource(), Some("deployments"));
+        let expected = if decoded {
+            format!("{name}A")
+        } else {
+            name.clone()
+        };
+        assert_eq!(info.name(), Some(expected.as_str()));
+        assert_eq!(info.subresource(), Some("scale"));
+    }
+    let root = RequestInfo::parse(&Method::GET, &Uri::from_static("/"), false).unwrap();
+    assert_eq!(
+        (&*root.path, root.verb(), root.is_resource_request),
+        ("/", "get", false)
+    );
+}
