@@ -14,7 +14,8 @@
 # PROTOS ("h2 h1"), STREAMS per h2 connection (10), PROXIES ("direct sluice nginx kubectl"),
 # WATCHES (2000; 0 skips the idle-watch RSS check), PIN (0; 1 = load generator on CPU 1,
 # servers on CPU 0), SLUICE_BIN / SLUICE_B_BIN (default: the release build), OUT (results dir),
-# TIME_LIMIT (1200 s for the whole script).
+# TIME_LIMIT (1200 s for the whole script), NO_BUILD (1: use the binaries already built, for
+# A/B runs of saved builds while the tree is being edited).
 set -euo pipefail
 
 if [[ -z "${SLUICE_E2E_TIMED:-}" ]]; then
@@ -53,8 +54,10 @@ need h2load nghttp2-client
 [[ " $PROXIES " == *" nginx "* ]] && need nginx nginx
 KUBECTL=${KUBECTL:-/usr/bin/kubectl}
 
-log "building (release)"
-(cd "$ROOT" && cargo build --release -q --bin sluice --example bench_e2e)
+if [[ ${NO_BUILD:-0} != 1 ]]; then
+    log "building (release)"
+    (cd "$ROOT" && cargo build --release -q --bin sluice --example bench_e2e)
+fi
 SLUICE_BIN=${SLUICE_BIN:-$TARGET/release/sluice}
 HELPER=$TARGET/release/examples/bench_e2e
 

@@ -6,7 +6,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Switches that make the audit file's operations fail, as a full or broken disk would.
 /// Production opens with `Faults::default()` and never flips them.
@@ -18,6 +20,8 @@ struct FaultFlags {
     writes: AtomicBool,
     syncs: AtomicBool,
     truncates: AtomicBool,
+    /// The next sync only: fail after this long (events queue up behind it meanwhile).
+    next_sync: Mutex<Option<Duration>>,
 }
 
 impl Faults {
@@ -28,6 +32,10 @@ impl Faults {
     /// `fdatasync` fails with an I/O error (the bytes may already be in the file).
     pub fn fail_syncs(&self, on: bool) {
         self.0.syncs.store(on, Ordering::SeqCst);
+    }
+    /// The next `fdatasync` alone fails, after taking `delay`, as a slow disk giving up.
+    pub fn fail_next_sync(&self, delay: Duration) {
+        *self.0.next_sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(delay);
     }
     /// Cutting the file back after a failure fails too.
     pub fn fail_truncates(&self, on: bool) {
@@ -88,6 +96,17 @@ impl LogFile {
     /// `fdatasync`: the data and the length, not the timestamps.
     pub fn sync(&mut self) -> io::Result<()> {
         if self.faults.0.syncs.load(Ordering::SeqCst) {
+            return Err(other_injected("fdatasync failed (injected)"));
+        }
+        let next = self
+            .faults
+            .0
+            .next_sync
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(delay) = next {
+            std::thread::sleep(delay);
             return Err(other_injected("fdatasync failed (injected)"));
         }
         self.file.sync_data()

@@ -1,12 +1,13 @@
 //! The hash-chained JSONL audit log (DESIGN.md "Audit log").
 //!
-//! One writer task, fed by a channel, fixes the order of events, batches writes (group
-//! commit) and acknowledges each event only once it is as durable as `audit.sync` says.
+//! Callers chain their events into one shared batch, in the order its lock gives them; one
+//! writer thread writes each batch whole (group commit) and acknowledges each event only
+//! once it is as durable as `audit.sync` says.
 //!
 //! ```text
 //! event.rs      AuditEvent: the fields a caller fills in
 //! line.rs       one event → one JSON line, hashed and chained (the bytes hashed are the bytes written)
-//! writer.rs     the writer task: batch, write, sync, acknowledge; roll back on failure
+//! writer.rs     the shared batch and the writer thread: write, sync, acknowledge; roll back on failure
 //! file.rs       the file operations, with injectable faults for tests
 //! recover.rs    resuming an existing log; cutting a torn tail
 //! rotate.rs     renaming a full file aside; finding the newest rotated file
@@ -38,10 +39,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::config::AuditConfig;
-use writer::{Request, Writer};
+use writer::{Queue, Writer};
 
 /// Why an event could not be made durable; the request that needed it is refused (503).
 #[derive(Debug, thiserror::Error)]
@@ -60,11 +61,22 @@ pub enum AuditError {
     Corrupt { path: PathBuf, detail: String },
 }
 
-/// A cheap, clonable handle to the writer task.
+/// A cheap, clonable handle to the log.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
-    tx: mpsc::UnboundedSender<Request>,
+    queue: Arc<Handles>,
     stats: Arc<Stats>,
+}
+
+/// The queue, as long as any [`AuditLog`] holds it; the last one gone closes it, so the
+/// writer drains what is left and stops.
+#[derive(Debug)]
+struct Handles(Arc<Queue>);
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// Counters the writer keeps for metrics.
@@ -123,20 +135,21 @@ impl AuditLog {
         })
         .await
         .map_err(|_| AuditError::Closed)??;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let handle = tokio::task::spawn_blocking(move || writer.run(rx));
-        Ok((AuditLog { tx, stats }, AuditTask { handle }))
+        let queue = writer.queue();
+        let writer_queue = queue.clone();
+        let handle = tokio::task::spawn_blocking(move || writer.run(&writer_queue));
+        let queue = Arc::new(Handles(queue));
+        Ok((AuditLog { queue, stats }, AuditTask { handle }))
     }
 
-    /// Appends `event` and waits until it is durable; returns its seq. An [`AuditEvent`] is
-    /// written to JSON here, on the caller's thread.
+    /// Appends `event` and waits until it is durable; returns its seq. The line is written
+    /// and hashed here, on the caller's thread.
     pub async fn append(&self, event: impl Into<Encoded>) -> Result<u64, AuditError> {
         let (ack, done) = oneshot::channel();
-        let request = Request {
-            event: event.into(),
-            ack: Some(ack),
-        };
-        self.tx.send(request).map_err(|_| AuditError::Closed)?;
+        self.queue
+            .0
+            .push(&event.into(), Some(ack))
+            .map_err(|_| AuditError::Closed)?;
         done.await.map_err(|_| AuditError::Closed)?
     }
 
@@ -152,11 +165,7 @@ impl AuditLog {
     /// Appends `event` without waiting (for `complete` events: ordering still holds).
     /// A failure is counted in [`AuditLog::write_errors`] and logged by the writer.
     pub fn append_detached(&self, event: impl Into<Encoded>) {
-        let request = Request {
-            event: event.into(),
-            ack: None,
-        };
-        if self.tx.send(request).is_err() {
+        if self.queue.0.push(&event.into(), None).is_err() {
             self.stats.events_failed.fetch_add(1, Ordering::Relaxed);
             tracing::error!("audit writer has stopped; detached event lost");
         }

@@ -42,6 +42,17 @@ fn lines(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A log (fsync) whose disk fails on command, holding one line from agent "before".
+async fn open_faulty_with_one_line(dir: &Path) -> (AuditConfig, Faults, AuditLog, AuditTask) {
+    let cfg = config(dir, SyncMode::Fsync, 1 << 30);
+    let faults = Faults::default();
+    let (log, task) = AuditLog::open_with_faults(&cfg, faults.clone())
+        .await
+        .unwrap();
+    assert_eq!(log.append(decision("before")).await.unwrap(), 1);
+    (cfg, faults, log, task)
+}
+
 async fn close(log: AuditLog, task: AuditTask) {
     drop(log);
     task.handle.await.unwrap();
@@ -131,12 +142,7 @@ async fn failing_disk_refuses_then_recovers_with_an_intact_chain() {
         (true, false, true),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path(), SyncMode::Fsync, 1 << 30);
-        let faults = Faults::default();
-        let (log, task) = AuditLog::open_with_faults(&cfg, faults.clone())
-            .await
-            .unwrap();
-        assert_eq!(log.append(decision("before")).await.unwrap(), 1);
+        let (cfg, faults, log, task) = open_faulty_with_one_line(dir.path()).await;
         let len = std::fs::metadata(&cfg.path).unwrap().len();
 
         faults.fail_writes(write);
@@ -165,6 +171,49 @@ async fn failing_disk_refuses_then_recovers_with_an_intact_chain() {
         assert_eq!(agents, ["before", "after"]);
         assert_eq!(verify_files(&[cfg.path]).unwrap().events, 2);
     }
+}
+
+/// Events queued behind a failing batch were chained onto lines that never became durable:
+/// they are refused too, and the chain resumes from the last durable line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_batch_refuses_what_was_chained_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, faults, log, task) = open_faulty_with_one_line(dir.path()).await;
+    // The first batch's sync fails after 100 ms; the rest queue up behind it meanwhile.
+    faults.fail_next_sync(std::time::Duration::from_millis(100));
+    let first = {
+        let log = log.clone();
+        tokio::spawn(async move { log.append(decision("refused")).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let behind: Vec<_> = (0..32)
+        .map(|_| {
+            let log = log.clone();
+            tokio::spawn(async move { log.append(decision("behind")).await })
+        })
+        .collect();
+    assert!(first.await.unwrap().is_err());
+    let mut refused = 0;
+    for append in behind {
+        if append.await.unwrap().is_err() {
+            refused += 1;
+        }
+    }
+    assert!(
+        refused > 0,
+        "the batch chained behind the failed one was refused"
+    );
+    let next = log.append(decision("after")).await.unwrap();
+    assert_eq!(next, 2 + 32 - refused);
+    close(log, task).await;
+    let agents: Vec<_> = lines(&cfg.path)
+        .iter()
+        .map(|v| v["agent"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(agents.first().map(String::as_str), Some("before"));
+    assert_eq!(agents.last().map(String::as_str), Some("after"));
+    assert!(!agents.iter().any(|a| a == "refused"), "{agents:?}");
+    assert_eq!(verify_files(&[cfg.path]).unwrap().events, next);
 }
 
 #[tokio::test]
