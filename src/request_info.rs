@@ -153,6 +153,12 @@ impl RequestInfo {
     pub fn resource(&self) -> Option<&str> {
         self.resource.map(|span| self.get(span))
     }
+    /// Whether the response may stream for as long as the client wants: a watch, or a pod's
+    /// log (followed or not: the query is not read for that).
+    pub fn is_long_lived(&self) -> bool {
+        self.verb() == "watch" || self.subresource() == Some("log")
+    }
+
     pub fn subresource(&self) -> Option<&str> {
         self.subresource.map(|span| self.get(span))
     }

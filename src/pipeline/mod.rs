@@ -197,6 +197,7 @@ impl Proxy {
         let ctx = ForwardContext {
             request_id: &record.request_id,
             agent: &agent.name,
+            long_lived: record.info().is_some_and(RequestInfo::is_long_lived),
         };
         let sent = self
             .upstream

@@ -113,6 +113,25 @@ fn derives_fields_like_the_apiserver() {
     }
 }
 
+/// Watches and logs stream for as long as the client wants; they get their own upstream
+/// connections (see `forward::Upstream`).
+#[test]
+fn watches_and_logs_are_long_lived() {
+    for (method, uri, long_lived) in [
+        ("GET", "/api/v1/namespaces/d/pods?watch=true", true),
+        ("GET", "/api/v1/watch/namespaces/d/pods", true),
+        ("GET", "/api/v1/namespaces/d/pods/p/log?follow=true", true),
+        ("GET", "/api/v1/namespaces/d/pods", false),
+        ("GET", "/api/v1/namespaces/d/pods/p", false),
+        ("GET", "/api/v1/namespaces/d/pods?watch=false", false),
+        ("POST", "/api/v1/namespaces/d/pods/p/exec", false),
+        ("GET", "/version", false),
+    ] {
+        let info = parse(method, uri).unwrap();
+        assert_eq!(info.is_long_lived(), long_lived, "{method} {uri}");
+    }
+}
+
 #[test]
 fn short_or_foreign_paths_are_non_resource() {
     for uri in [

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use http::Version;
+
 use crate::support::sluice::{AGENT_TOKEN, Options, Sluice};
 use crate::support::{ApiServer, Kubectl, TestCa, kubectl};
 
@@ -111,6 +113,55 @@ async fn a_watch_event_reaches_the_agent_through_sluice() {
         .await
         .expect("the watch event arrived within 10s");
     assert!(line.contains("watched"));
+}
+
+/// hyper opens one HTTP/2 connection a pool and never a second when the apiserver's
+/// stream limit is reached: open watches must not take the streams ordinary requests need.
+#[tokio::test]
+async fn open_watches_do_not_hold_up_other_requests() {
+    let limit = 4;
+    let api = ApiServer::start_with_stream_limit(Some(limit)).await;
+    let sluice = Sluice::start(&api).await;
+    let client = crate::support::client::HttpsClient::new(&sluice.ca.cert_pem(), Version::HTTP_2);
+    let auth = format!("Bearer {AGENT_TOKEN}");
+    // Enough watches to fill every connection's streams had they been spread over four.
+    let watches = 4 * limit as usize;
+    let url = format!(
+        "{}/api/v1/namespaces/default/configmaps?watch=1",
+        sluice.url()
+    );
+    let opening: Vec<_> = (0..watches)
+        .map(|_| {
+            let request = http::Request::get(&url)
+                .header("authorization", &auth)
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            tokio::spawn({
+                let client = client.clone();
+                async move { client.open(request).await }
+            })
+        })
+        .collect();
+    for _ in 0..400 {
+        if api.open_watches() >= 3 * limit as usize {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        api.open_watches() >= 3 * limit as usize,
+        "only {} watches opened; {}",
+        api.open_watches(),
+        sluice.log()
+    );
+    let out = tokio::time::timeout(
+        Duration::from_secs(10),
+        kubectl(&sluice.agent_kubeconfig(), &["get", "configmaps"]),
+    )
+    .await
+    .expect("a plain get is answered while the watches hold their streams");
+    assert!(out.status.success(), "{}", stderr(&out));
+    drop(opening);
 }
 
 #[tokio::test]

@@ -62,6 +62,8 @@ pub(super) struct Shared {
     pub open_watches: Arc<AtomicUsize>,
     pub open_sessions: Arc<AtomicUsize>,
     response_delay: Mutex<Duration>,
+    /// HTTP/2 streams a connection may have open at once (hyper's default when `None`).
+    stream_limit: Option<u32>,
 }
 
 /// Counts something as open for as long as this guard lives.
@@ -80,6 +82,12 @@ pub(super) struct Req {
 impl ApiServer {
     /// Starts the double on 127.0.0.1 with a fresh CA and a random token.
     pub async fn start() -> ApiServer {
+        ApiServer::start_with_stream_limit(None).await
+    }
+
+    /// Like [`ApiServer::start`], allowing `limit` concurrent HTTP/2 streams a connection
+    /// (kube-apiserver allows 1000).
+    pub async fn start_with_stream_limit(limit: Option<u32>) -> ApiServer {
         let ca = TestCa::new("apiserver test CA");
         let (cert_pem, key_pem) = ca.issue_server(&["localhost", "127.0.0.1"]);
         let acceptor = tls_acceptor(&cert_pem, &key_pem);
@@ -98,6 +106,7 @@ impl ApiServer {
             open_watches: Arc::new(AtomicUsize::new(0)),
             open_sessions: Arc::new(AtomicUsize::new(0)),
             response_delay: Mutex::new(Duration::ZERO),
+            stream_limit: limit,
         });
         let (stop, stopped) = shutdown::channel(false);
         tokio::spawn(accept_loop(listener, acceptor, shared.clone(), stopped));
@@ -265,11 +274,13 @@ async fn accept_loop(
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
             };
+            let stream_limit = shared.stream_limit;
             let service = service_fn(move |req| {
                 let shared = shared.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(shared, req).await) }
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http2().max_concurrent_streams(stream_limit);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
             tokio::select! {
                 _ = conn => {}
