@@ -36,8 +36,10 @@ for line in open(sys.argv[1]):
     t[name].setdefault(label, {})[rnd] = float(ns)
 print(f"{'benchmark':48} {'A ns':>8} {'B ns':>8} {'B/A':>6}")
 for name, runs in t.items():
+    if name == "change:":  # criterion's comparison with its previous run, not a benchmark
+        continue
     a, b = runs.get("A", {}), runs.get("B", {})
-    ratios = [b[r] / a[r] for r in a if r in b]
+    ratios = [b[r] / a[r] for r in a if r in b and a[r] > 0]
     if not ratios:
         continue
     print(f"{name:48} {statistics.median(a.values()):8.1f} {statistics.median(b.values()):8.1f} "

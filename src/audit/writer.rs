@@ -104,9 +104,9 @@ impl Queue {
         self.wake.notify_one();
     }
 
-    /// The lock, even if a thread panicked holding it: every update of a batch leaves it
-    /// whole (a line is appended and its ack pushed after encoding finished), so what a
-    /// panicking caller left is still a valid batch.
+    /// The lock, even if a thread panicked holding it: nothing done under it can panic
+    /// (encoding only appends to a Vec; allocation failure aborts), so a poisoned lock
+    /// still guards a whole batch.
     fn lock(&self) -> MutexGuard<'_, Batch> {
         self.open
             .lock()
