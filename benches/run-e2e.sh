@@ -7,13 +7,14 @@
 #   benches/run-e2e.sh                       # full run, a few minutes
 #   ROUNDS=5 DUR=3 CONNS="64" PROTOS=h2 benches/run-e2e.sh
 #   PROXIES="sluice sluice_b" SLUICE_B_BIN=/path/to/other/sluice benches/run-e2e.sh   # A/B
+#   (a third build: sluice_c with SLUICE_C_BIN)
 #   PROXIES="sluice sluice_quiet" benches/run-e2e.sh    # cost of the info log line a request
 #   PROXIES="sluice sluice_flush" benches/run-e2e.sh    # cost of fsync (audit.sync: flush)
 #
 # Environment: ROUNDS (3), DUR seconds a run (3), WARMUP (1), CONNS ("8 64 256"),
 # PROTOS ("h2 h1"), STREAMS per h2 connection (10), PROXIES ("direct sluice nginx kubectl"),
 # WATCHES (2000; 0 skips the idle-watch RSS check), PIN (0; 1 = load generator on CPU 1,
-# servers on CPU 0), SLUICE_BIN / SLUICE_B_BIN (default: the release build), OUT (results dir),
+# servers on CPU 0), SLUICE_BIN / SLUICE_B_BIN / SLUICE_C_BIN (default: the release build), OUT (results dir),
 # TIME_LIMIT (1200 s for the whole script), NO_BUILD (1: use the binaries already built, for
 # A/B runs of saved builds while the tree is being edited).
 set -euo pipefail
@@ -39,7 +40,7 @@ mkdir -p "$OUT"
 W=$(mktemp -d "$TARGET/bench-e2e/work.XXXXXX")   # a real disk: fsync must cost what it costs
 
 PORT_UP=18443 PORT_SLUICE=18444 PORT_NGINX=18445 PORT_KUBECTL=18446 PORT_SLUICE_B=18447
-PORT_SLUICE_Q=18448 PORT_SLUICE_F=18450
+PORT_SLUICE_Q=18448 PORT_SLUICE_F=18450 PORT_SLUICE_C=18451
 TOKEN=sluice_bench-token-for-claude-code
 PATH_GET=/api/v1/namespaces/default/configmaps/bench
 
@@ -129,6 +130,9 @@ for p in $PROXIES; do
     sluice_b)
         PORT[sluice_b]=$PORT_SLUICE_B; SCHEME[sluice_b]=https
         PROCS[sluice_b]=$(start_sluice sluice_b $PORT_SLUICE_B "${SLUICE_B_BIN:?set SLUICE_B_BIN}" "${SLUICE_B_LOG:-${SLUICE_LOG:-info}}"); PIDS+=(${PROCS[sluice_b]}) ;;
+    sluice_c)
+        PORT[sluice_c]=$PORT_SLUICE_C; SCHEME[sluice_c]=https
+        PROCS[sluice_c]=$(start_sluice sluice_c $PORT_SLUICE_C "${SLUICE_C_BIN:?set SLUICE_C_BIN}" "${SLUICE_LOG:-info}"); PIDS+=(${PROCS[sluice_c]}) ;;
     sluice_quiet)
         PORT[sluice_quiet]=$PORT_SLUICE_Q; SCHEME[sluice_quiet]=https
         PROCS[sluice_quiet]=$(start_sluice sluice_quiet $PORT_SLUICE_Q "$SLUICE_BIN" warn); PIDS+=(${PROCS[sluice_quiet]}) ;;
