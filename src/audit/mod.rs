@@ -1,13 +1,13 @@
 //! The hash-chained JSONL audit log (DESIGN.md "Audit log").
 //!
-//! Callers chain their events into one shared batch, in the order its lock gives them; one
-//! writer thread writes each batch whole (group commit) and acknowledges each event only
-//! once it is as durable as `audit.sync` says.
+//! Callers queue their events into one shared batch, in the order its lock gives them; one
+//! writer thread chains, hashes and writes each batch whole (group commit) and acknowledges
+//! each event only once it is as durable as `audit.sync` says.
 //!
 //! ```text
 //! event.rs      AuditEvent: the fields a caller fills in
 //! line.rs       one event → one JSON line, hashed and chained (the bytes hashed are the bytes written)
-//! writer.rs     the shared batch and the writer thread: write, sync, acknowledge; roll back on failure
+//! writer.rs     the shared batch and the writer thread: chain, write, sync, acknowledge; roll back on failure
 //! file.rs       the file operations, with injectable faults for tests
 //! recover.rs    resuming an existing log; cutting a torn tail
 //! rotate.rs     renaming a full file aside; finding the newest rotated file
@@ -142,13 +142,13 @@ impl AuditLog {
         Ok((AuditLog { queue, stats }, AuditTask { handle }))
     }
 
-    /// Appends `event` and waits until it is durable; returns its seq. The line is written
-    /// and hashed here, on the caller's thread.
+    /// Appends `event` and waits until it is durable; returns its seq. An [`AuditEvent`] is
+    /// written to JSON here, on the caller's thread.
     pub async fn append(&self, event: impl Into<Encoded>) -> Result<u64, AuditError> {
         let (ack, done) = oneshot::channel();
         self.queue
             .0
-            .push(&event.into(), Some(ack))
+            .push(event.into(), Some(ack))
             .map_err(|_| AuditError::Closed)?;
         done.await.map_err(|_| AuditError::Closed)?
     }
@@ -165,7 +165,7 @@ impl AuditLog {
     /// Appends `event` without waiting (for `complete` events: ordering still holds).
     /// A failure is counted in [`AuditLog::write_errors`] and logged by the writer.
     pub fn append_detached(&self, event: impl Into<Encoded>) {
-        if self.queue.0.push(&event.into(), None).is_err() {
+        if self.queue.0.push(event.into(), None).is_err() {
             self.stats.events_failed.fetch_add(1, Ordering::Relaxed);
             tracing::error!("audit writer has stopped; detached event lost");
         }

@@ -1,20 +1,20 @@
-//! Group commit: callers chain their lines into a shared batch; one thread writes it.
+//! Group commit: callers queue events into a shared open batch; one thread writes it.
 //!
-//! LIFECYCLE of a batch: callers [`Queue::push`] their events into the open batch, each
-//! encoding and hashing its own line under the queue's lock (that lock fixes the order, so
-//! seq, prev_hash and timestamps follow it). The writer thread takes the whole open batch,
-//! `write`s it in one call and, with sync: fsync, `fdatasync`s it; meanwhile the next batch
-//! fills behind it, chained onto the one in flight. Only then is every waiter answered with
-//! its seq (through a task on the runtime, see [`spawn_acker`]). If the write or the sync
-//! fails, the batch in flight and the batch chained behind it are answered with the error
-//! (their requests are refused, nothing forwarded), the file is cut back to the last
-//! acknowledged byte so no half-written line stays in the chain, and the chain head rolls
-//! back to the last durable event. The next batch tries again.
+//! LIFECYCLE of a batch: callers [`Queue::push`] their events (fields already written as
+//! JSON on their own thread) into the open batch; the queue's lock fixes the order. The
+//! writer thread takes the whole open batch, and, outside the lock while the next batch
+//! fills, gives each event its seq, timestamp and prev_hash, hashes it, `write`s the batch
+//! in one call and, with sync: fsync, `fdatasync`s it. Only then is every waiter answered
+//! with its seq (through a task on the runtime, see [`spawn_acker`]). If the write or the
+//! sync fails, every event of the batch is answered with the error (its request is
+//! refused, nothing forwarded), the file is cut back to the last acknowledged byte so no
+//! half-written line stays in the chain, and the next batch is chained onto the last
+//! durable line.
 //!
-//! Why callers encode rather than the writer: the writer then only writes and syncs, so it
-//! needs no CPU between syncs and can sleep on a condition variable instead of polling its
-//! queue (which cost a third of sluice's CPU under load); and an event's buffers are freed
-//! on the thread that allocated them.
+//! The writer sleeps on a condition variable when there is nothing to write, and only a
+//! caller that finds it asleep signals it: polling the queue instead cost a third of
+//! sluice's CPU under load (`sched_yield` and the scheduler), CPU the proxy and its agents
+//! needed on a small machine.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -30,11 +30,9 @@ use super::timestamp::Utc;
 use super::{AuditError, Stats};
 use crate::config::SyncMode;
 
-/// How long an fsync batch may wait to grow back to the previous batch's size (or as long
-/// as the last sync took, if longer): callers woken by the last ack are re-submitting, and
-/// one fsync for all of them beats two. Measured at 8 HTTP/1.1 connections, each build
-/// against the previous (spinning) writer in the same run: 0.84x its requests/s with a
-/// fixed 200 us, 1.14x with the last sync's duration as the bound.
+/// How long an fsync batch may wait to grow back to the previous batch's size, or as long
+/// as the last sync took if that is longer (on a slow disk a full batch is worth more):
+/// callers woken by the last ack are re-submitting, and one fsync for all of them beats two.
 const LINGER: Duration = Duration::from_micros(200);
 
 /// Where an event's seq (or the reason it was refused) goes; `None` for a detached event.
@@ -50,13 +48,10 @@ pub(crate) struct Queue {
 
 #[derive(Debug)]
 struct Batch {
-    /// The batch's lines, encoded by their callers…
-    buf: Vec<u8>,
-    /// …one waiter a line, in order…
+    /// The batch's events, their fields written by their callers…
+    events: Vec<Encoded>,
+    /// …and one waiter an event, in order.
     acks: Vec<Ack>,
-    /// …and the chain head after its last line (the head of the batch in flight, or the
-    /// durable head, when it is empty).
-    head: ChainHead,
     /// The writer is asleep on `wake`: whoever opens a batch must signal.
     idle: bool,
     /// The writer lingers until the batch holds this many lines: whoever brings it there
@@ -67,12 +62,11 @@ struct Batch {
 }
 
 impl Queue {
-    fn new(head: ChainHead) -> Queue {
+    fn new() -> Queue {
         Queue {
             open: Mutex::new(Batch {
-                buf: Vec::with_capacity(64 * 1024),
+                events: Vec::with_capacity(256),
                 acks: Vec::with_capacity(256),
-                head,
                 idle: false,
                 linger_for: 0,
                 closed: false,
@@ -82,13 +76,12 @@ impl Queue {
     }
 
     /// Chains `event` onto the open batch; `ack` hears its seq once it is durable.
-    pub fn push(&self, event: &Encoded, ack: Ack) -> Result<(), Ack> {
+    pub fn push(&self, event: Encoded, ack: Ack) -> Result<(), Ack> {
         let mut batch = self.lock();
         if batch.closed {
             return Err(ack);
         }
-        let batch = &mut *batch;
-        batch.head = encode(event, &batch.head, &Utc::now(), &mut batch.buf);
+        batch.events.push(event);
         batch.acks.push(ack);
         if batch.idle || batch.acks.len() == batch.linger_for {
             batch.idle = false;
@@ -105,8 +98,8 @@ impl Queue {
     }
 
     /// The lock, even if a thread panicked holding it: nothing done under it can panic
-    /// (encoding only appends to a Vec; allocation failure aborts), so a poisoned lock
-    /// still guards a whole batch.
+    /// (two pushes and a swap; allocation failure aborts), so a poisoned lock still
+    /// guards a whole batch.
     fn lock(&self) -> MutexGuard<'_, Batch> {
         self.open
             .lock()
@@ -125,10 +118,11 @@ pub(crate) struct Writer {
     offset: u64,
     /// A failed batch could not be cut back yet: cut before writing again.
     dirty: bool,
-    /// The batch in flight, taken from the queue (its buffers are swapped back and forth),
-    /// and the chain head after its last line.
-    buf: Vec<u8>,
+    /// The batch in flight, taken from the queue (its vectors are swapped back and forth),
+    /// its lines, and the chain head after its last line.
+    events: Vec<Encoded>,
     acks: Vec<Ack>,
+    buf: Vec<u8>,
     flight_head: ChainHead,
     /// How many lines the last batch had, and how long its sync took.
     last_len: usize,
@@ -138,10 +132,12 @@ pub(crate) struct Writer {
     stats: Arc<Stats>,
 }
 
-/// A durable batch's waiters, the first of them holding `first_seq`.
+/// A durable batch's waiters, the first of them holding `first_seq`, and its events, to
+/// be freed on the runtime's threads that allocated them.
 struct Durable {
     first_seq: u64,
     acks: Vec<Ack>,
+    events: Vec<Encoded>,
 }
 
 impl Writer {
@@ -160,8 +156,9 @@ impl Writer {
             head,
             offset,
             dirty: false,
-            buf: Vec::with_capacity(64 * 1024),
+            events: Vec::with_capacity(256),
             acks: Vec::with_capacity(256),
+            buf: Vec::with_capacity(64 * 1024),
             flight_head: head,
             last_len: 0,
             last_sync: Duration::ZERO,
@@ -172,7 +169,7 @@ impl Writer {
 
     /// The queue callers push into, starting where this writer's chain ends.
     pub fn queue(&self) -> Arc<Queue> {
-        Arc::new(Queue::new(self.head))
+        Arc::new(Queue::new())
     }
 
     /// Writes batches from `queue` until it is closed and empty, then syncs once more.
@@ -180,7 +177,7 @@ impl Writer {
     pub fn run(mut self, queue: &Queue) {
         self.acker = spawn_acker();
         while self.take(queue) {
-            self.commit(queue);
+            self.commit();
         }
         if let Err(error) = self.file.sync() {
             tracing::error!(path = %self.file.path().display(), %error, "audit log: final sync failed");
@@ -191,9 +188,9 @@ impl Writer {
     pub fn write_now(&mut self, event: Encoded) -> Result<u64, AuditError> {
         let (tx, mut rx) = oneshot::channel();
         let queue = self.queue();
-        let _ = queue.push(&event, Some(tx));
+        let _ = queue.push(event, Some(tx));
         self.take(&queue);
-        self.commit(&queue);
+        self.commit();
         rx.try_recv().unwrap_or(Err(AuditError::Closed))
     }
 
@@ -229,15 +226,21 @@ impl Writer {
             batch.linger_for = 0;
         }
         self.last_len = batch.acks.len();
-        self.flight_head = batch.head;
-        std::mem::swap(&mut batch.buf, &mut self.buf);
+        std::mem::swap(&mut batch.events, &mut self.events);
         std::mem::swap(&mut batch.acks, &mut self.acks);
+        drop(batch);
+        // Encoded here, outside the lock, while callers go on queueing the next batch.
+        let mut head = self.head;
+        for event in &self.events {
+            head = encode(event, &head, &Utc::now(), &mut self.buf);
+        }
+        self.flight_head = head;
         true
     }
 
     /// Writes the batch in flight (and syncs it, with fsync), then answers every waiter:
     /// its seq, or the error that refused it.
-    fn commit(&mut self, queue: &Queue) {
+    fn commit(&mut self) {
         let first_seq = self.head.seq + 1;
         let n = self.acks.len() as u64;
         match self.write_batch() {
@@ -251,9 +254,10 @@ impl Writer {
                     self.rotate();
                 }
             }
-            Err(error) => self.fail(queue, error),
+            Err(error) => self.fail(error),
         }
         self.buf.clear();
+        self.events.clear();
     }
 
     fn write_batch(&mut self) -> std::io::Result<()> {
@@ -288,10 +292,11 @@ impl Writer {
     fn answer(&mut self, first_seq: u64) {
         if let Some(acker) = &self.acker {
             // The next batch is likely the size of this one.
-            let next = Vec::with_capacity(self.acks.len());
+            let len = self.acks.len();
             let durable = Durable {
                 first_seq,
-                acks: std::mem::replace(&mut self.acks, next),
+                acks: std::mem::replace(&mut self.acks, Vec::with_capacity(len)),
+                events: std::mem::replace(&mut self.events, Vec::with_capacity(len)),
             };
             match acker.send(durable) {
                 Ok(()) => return,
@@ -302,16 +307,9 @@ impl Writer {
         answer(first_seq, &mut self.acks);
     }
 
-    /// Refuses the failed batch and the open one chained onto it, and rolls the open
-    /// batch back to the durable head.
-    fn fail(&mut self, queue: &Queue, error: std::io::Error) {
-        let mut refused = std::mem::take(&mut self.acks);
-        {
-            let mut batch = queue.lock();
-            batch.buf.clear();
-            batch.head = self.head;
-            refused.append(&mut batch.acks);
-        }
+    /// Refuses the failed batch; the next one is encoded from the durable head.
+    fn fail(&mut self, error: std::io::Error) {
+        let refused = std::mem::take(&mut self.acks);
         self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
         self.stats.failing.store(true, Ordering::Relaxed);
         let n = refused.len() as u64;
@@ -358,9 +356,14 @@ fn spawn_acker() -> Option<mpsc::UnboundedSender<Durable>> {
     let runtime = tokio::runtime::Handle::try_current().ok()?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Durable>();
     runtime.spawn(async move {
-        while let Some(durable) = rx.recv().await {
-            let mut acks = durable.acks;
-            answer(durable.first_seq, &mut acks);
+        while let Some(Durable {
+            first_seq,
+            mut acks,
+            events,
+        }) = rx.recv().await
+        {
+            answer(first_seq, &mut acks);
+            drop(events);
         }
     });
     Some(tx)

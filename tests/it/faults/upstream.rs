@@ -184,14 +184,7 @@ async fn agents_that_vanish_mid_watch_leak_no_upstream_watch_or_socket() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let api = ApiServer::start().await;
     let sluice = Sluice::start(&api).await;
-    // sluice spreads requests over a few pooled upstream HTTP/2 connections, which stay open
-    // while idle; warm them all before counting, so only leaks show up in the difference.
-    for _ in 0..8 {
-        assert_still_serving(&sluice).await;
-    }
-    let baseline = open_fds(sluice.pid());
-    let mut agents = Vec::new();
-    for _ in 0..20 {
+    let open_watch = || async {
         let mut tls = raw::connect_h1(&sluice).await;
         tls.write_all(&raw::get(&format!("{PODS}?watch=1")))
             .await
@@ -199,7 +192,22 @@ async fn agents_that_vanish_mid_watch_leak_no_upstream_watch_or_socket() {
         let mut first = [0u8; 64];
         let n = tls.read(&mut first).await.unwrap();
         assert!(first[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &first[..n]);
-        agents.push(tls);
+        tls
+    };
+    // sluice keeps pooled upstream HTTP/2 connections open while idle: one for requests
+    // that end, a few for watches, taken in turn. Warm them all before counting, so only
+    // leaks show up in the difference.
+    assert_still_serving(&sluice).await;
+    let warm: Vec<_> = futures_util::future::join_all((0..6).map(|_| open_watch())).await;
+    drop(warm);
+    eventually("the warm-up watches are released", &sluice, || async {
+        api.open_watches() == 0
+    })
+    .await;
+    let baseline = open_fds(sluice.pid());
+    let mut agents = Vec::new();
+    for _ in 0..20 {
+        agents.push(open_watch().await);
     }
     eventually("20 watches are open upstream", &sluice, || async {
         api.open_watches() == 20
