@@ -135,7 +135,7 @@ impl AuditLog {
         })
         .await
         .map_err(|_| AuditError::Closed)??;
-        let queue = writer.queue();
+        let queue = Arc::new(Queue::new());
         let writer_queue = queue.clone();
         let handle = tokio::task::spawn_blocking(move || writer.run(&writer_queue));
         let queue = Arc::new(Handles(queue));

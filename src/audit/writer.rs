@@ -35,6 +35,11 @@ use crate::config::SyncMode;
 /// callers woken by the last ack are re-submitting, and one fsync for all of them beats two.
 const LINGER: Duration = Duration::from_micros(200);
 
+/// At most this many events go into one write, to bound the writer's buffer when a slow
+/// disk lets the queue grow; it also bounds how far a file can run past `rotate_bytes`
+/// (rotation happens between two writes, never inside one).
+const MAX_BATCH: usize = 4096;
+
 /// Where an event's seq (or the reason it was refused) goes; `None` for a detached event.
 pub(crate) type Ack = Option<oneshot::Sender<Result<u64, AuditError>>>;
 
@@ -62,7 +67,7 @@ struct Batch {
 }
 
 impl Queue {
-    fn new() -> Queue {
+    pub fn new() -> Queue {
         Queue {
             open: Mutex::new(Batch {
                 events: Vec::with_capacity(256),
@@ -75,7 +80,7 @@ impl Queue {
         }
     }
 
-    /// Chains `event` onto the open batch; `ack` hears its seq once it is durable.
+    /// Queues `event` in the open batch; `ack` hears its seq once it is durable.
     pub fn push(&self, event: Encoded, ack: Ack) -> Result<(), Ack> {
         let mut batch = self.lock();
         if batch.closed {
@@ -167,11 +172,6 @@ impl Writer {
         }
     }
 
-    /// The queue callers push into, starting where this writer's chain ends.
-    pub fn queue(&self) -> Arc<Queue> {
-        Arc::new(Queue::new())
-    }
-
     /// Writes batches from `queue` until it is closed and empty, then syncs once more.
     /// Blocking: runs on its own thread (`spawn_blocking`).
     pub fn run(mut self, queue: &Queue) {
@@ -187,16 +187,17 @@ impl Writer {
     /// Writes one event now, before the queue exists (the `recovery` event on open).
     pub fn write_now(&mut self, event: Encoded) -> Result<u64, AuditError> {
         let (tx, mut rx) = oneshot::channel();
-        let queue = self.queue();
-        let _ = queue.push(event, Some(tx));
-        self.take(&queue);
+        self.events.push(event);
+        self.acks.push(Some(tx));
+        self.encode_batch();
         self.commit();
         rx.try_recv().unwrap_or(Err(AuditError::Closed))
     }
 
-    /// Takes the open batch, sleeping until there is one; `false` once the queue is
-    /// closed and empty. With fsync, lingers (asleep) for up to [`LINGER`] (or the last
-    /// sync's duration) while the batch is smaller than the last one.
+    /// Takes the open batch (up to [`MAX_BATCH`] events of it), sleeping until there is
+    /// one, and encodes it; `false` once the queue is closed and empty. With fsync, lingers
+    /// (asleep) for up to [`LINGER`] (or the last sync's duration) while the batch is
+    /// smaller than the last one.
     fn take(&mut self, queue: &Queue) -> bool {
         let mut batch = queue.lock();
         while batch.acks.is_empty() {
@@ -225,17 +226,28 @@ impl Writer {
             }
             batch.linger_for = 0;
         }
-        self.last_len = batch.acks.len();
-        std::mem::swap(&mut batch.events, &mut self.events);
-        std::mem::swap(&mut batch.acks, &mut self.acks);
+        if batch.acks.len() > MAX_BATCH {
+            self.events.extend(batch.events.drain(..MAX_BATCH));
+            self.acks.extend(batch.acks.drain(..MAX_BATCH));
+        } else {
+            std::mem::swap(&mut batch.events, &mut self.events);
+            std::mem::swap(&mut batch.acks, &mut self.acks);
+        }
+        self.last_len = self.acks.len();
         drop(batch);
-        // Encoded here, outside the lock, while callers go on queueing the next batch.
+        // Outside the lock, while callers go on queueing the next batch.
+        self.encode_batch();
+        true
+    }
+
+    /// Gives each event of the batch in flight its seq, timestamp and prev_hash, chained
+    /// onto the last durable line, into one buffer.
+    fn encode_batch(&mut self) {
         let mut head = self.head;
         for event in &self.events {
             head = encode(event, &head, &Utc::now(), &mut self.buf);
         }
         self.flight_head = head;
-        true
     }
 
     /// Writes the batch in flight (and syncs it, with fsync), then answers every waiter:
@@ -375,5 +387,43 @@ fn answer(first_seq: u64, acks: &mut Vec<Ack>) {
         if let Some(ack) = ack {
             let _ = ack.send(Ok(seq));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::event::Stage;
+    use crate::audit::file::Faults;
+
+    /// A queue that grew past [`MAX_BATCH`] (a slow disk) is written in bounded batches,
+    /// in order, and a batch is never taken empty.
+    #[test]
+    fn an_overgrown_queue_is_taken_in_bounded_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = LogFile::open(&dir.path().join("audit.jsonl"), Faults::default()).unwrap();
+        let stats = Arc::new(Stats::default());
+        let mut writer = Writer::new(
+            file,
+            ChainHead::GENESIS,
+            0,
+            SyncMode::Flush,
+            u64::MAX,
+            stats,
+        );
+        let queue = Queue::new();
+        for _ in 0..MAX_BATCH + 10 {
+            queue
+                .push(crate::audit::AuditEvent::new(Stage::Complete).into(), None)
+                .unwrap();
+        }
+        queue.close();
+        let mut sizes = Vec::new();
+        while writer.take(&queue) {
+            sizes.push(writer.acks.len());
+            writer.commit();
+        }
+        assert_eq!(sizes, [MAX_BATCH, 10]);
+        assert_eq!(writer.head.seq, (MAX_BATCH + 10) as u64);
     }
 }

@@ -198,7 +198,10 @@ async fn agents_that_vanish_mid_watch_leak_no_upstream_watch_or_socket() {
     // that end, a few for watches, taken in turn. Warm them all before counting, so only
     // leaks show up in the difference.
     assert_still_serving(&sluice).await;
-    let warm: Vec<_> = futures_util::future::join_all((0..6).map(|_| open_watch())).await;
+    let mut warm = Vec::new();
+    for _ in 0..6 {
+        warm.push(open_watch().await);
+    }
     drop(warm);
     eventually("the warm-up watches are released", &sluice, || async {
         api.open_watches() == 0
