@@ -1,6 +1,7 @@
 //! The per-request cost of classification: parse + classify + decide, for a handful of
 //! representative requests (target ≤ 100 ns each), and each stage on its own (`stage/…`),
-//! to show where the time goes.
+//! to show where the time goes, and for the refused ones the message the agent is told
+//! (`stage/…/refusal_message`: built only when a refusal is sent, not part of deciding).
 //!
 //!     cargo bench --bench hot_path
 
@@ -14,7 +15,7 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Method, Uri};
 use sluice::classify::classify;
-use sluice::policy::Policy;
+use sluice::policy::{Action, Policy};
 use sluice::request_info::RequestInfo;
 
 const POLICY: &str = "
@@ -111,6 +112,13 @@ fn stages(c: &mut Criterion) {
         group.bench_function(format!("{name}/decide"), |b| {
             b.iter(|| black_box(policy.decide("claude-code", black_box(&info), &class)))
         });
+        // What a refused agent is told: built only for a refusal, after the decision.
+        let decision = policy.decide("claude-code", &info, &class);
+        if decision.action() != Action::Allow {
+            group.bench_function(format!("{name}/refusal_message"), |b| {
+                b.iter(|| black_box(decision.message(black_box(&class), "claude-code", &info)))
+            });
+        }
     }
     group.finish();
 }

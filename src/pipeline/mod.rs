@@ -98,6 +98,9 @@ impl Proxy {
             );
         }
         let upgrade = info.upgrade;
+        // What a refused or held agent is told, built only for them.
+        let message = (decision.effective() != Action::Allow)
+            .then(|| decision.message(&class, &agent.name, &info));
         // From here on the parsed request and its classification live in the record (its
         // events are written from them).
         record.set_decision(class, &decision);
@@ -115,9 +118,12 @@ impl Proxy {
             // Boxed: the hold's state (2.4 KB) would otherwise be part of every request's
             // future, copied when hyper spawns it, for the few requests that escalate.
             Action::Escalate => {
-                Box::pin(escalate::hold(self, request, record, decision.message())).await?
+                let message = message.unwrap_or_default();
+                Box::pin(escalate::hold(self, request, record, &message)).await?
             }
-            Action::Deny => return Err(Refusal::Forbidden(decision.message().to_owned())),
+            Action::Deny => {
+                return Err(Refusal::Forbidden(message.unwrap_or_default().into_owned()));
+            }
         };
         Ok(self
             .forward(permit, request, on_upgrade, record, &agent)

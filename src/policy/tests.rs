@@ -43,6 +43,15 @@ fn decide(policy: &Policy, agent: &str, method: Method, uri: &str) -> Decision {
     policy.decide(agent, &info, &class)
 }
 
+/// The sentence the agent is told for this request.
+fn message(policy: &Policy, agent: &str, method: Method, uri: &str) -> String {
+    let uri: Uri = uri.parse().unwrap();
+    let info = RequestInfo::parse(&method, &uri, false).unwrap();
+    let class = classify(&info, policy, agent);
+    let decision = policy.decide(agent, &info, &class);
+    decision.message(&class, agent, &info).into_owned()
+}
+
 #[test]
 fn first_matching_rule_decides() {
     let p = policy(POLICY);
@@ -187,33 +196,30 @@ fn missing_tiers_fall_back_to_an_allowing_default() {
 #[test]
 fn messages_name_tier_reason_agent_namespace_and_rule() {
     let p = policy(POLICY);
-    let d = decide(
-        &p,
-        "lister",
-        Method::DELETE,
-        "/api/v1/namespaces/prod/pods/p",
-    );
     assert_eq!(
-        d.message(),
+        message(
+            &p,
+            "lister",
+            Method::DELETE,
+            "/api/v1/namespaces/prod/pods/p",
+        ),
         "sluice: tier 3 (delete of pods) is not allowed for agent lister in namespace prod (rule default (agents.lister.rules[0] lists no tier 3))"
     );
-    let d = decide(
-        &p,
-        "claude-code",
-        Method::DELETE,
-        "/api/v1/namespaces/dev-x/pods/p",
-    );
     assert_eq!(
-        d.message(),
+        message(
+            &p,
+            "claude-code",
+            Method::DELETE,
+            "/api/v1/namespaces/dev-x/pods/p",
+        ),
         "sluice: tier 3 (delete of pods) requires human approval for agent claude-code in namespace dev-x (rule agents.claude-code.rules[0])"
     );
-    let d = decide(&p, "stranger", Method::GET, "/api/v1/nodes");
     assert_eq!(
-        d.message(),
+        message(&p, "stranger", Method::GET, "/api/v1/nodes"),
         "sluice: tier 0 (list of nodes) is not allowed for agent stranger (rule default (no rules for agent stranger))"
     );
     assert_eq!(
-        decide(&p, "claude-code", Method::GET, "/api/v1/nodes").message(),
+        message(&p, "claude-code", Method::GET, "/api/v1/nodes"),
         "sluice: allowed"
     );
 }
@@ -225,7 +231,8 @@ fn observe_mode_records_but_lets_through() {
     assert_eq!(d.action(), Action::Deny);
     assert_eq!(d.effective(), Action::Allow);
     assert_eq!(d.mode(), Mode::Observe);
-    assert!(d.message().contains("is not allowed"));
+    let said = message(&p, "a", Method::DELETE, "/api/v1/namespaces/x/pods/p");
+    assert!(said.contains("is not allowed"), "{said}");
 }
 
 #[test]
@@ -431,4 +438,15 @@ fn policy_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send_sync::<Policy>();
     assert_send_sync::<Decision>();
+}
+
+#[test]
+fn each_verb_has_its_own_bit_in_the_order_of_verbs() {
+    for (at, verb) in VERBS.iter().enumerate() {
+        assert_eq!(VerbSet::bit(verb), 1 << at, "{verb}");
+        assert!(VerbSet::of([*verb]).contains(verb));
+    }
+    assert_eq!(VerbSet::bit("escalate"), 0);
+    assert_eq!(VerbSet::bit("GET"), 0);
+    assert!(!VerbSet::of(["get", "list"]).contains("watch"));
 }
