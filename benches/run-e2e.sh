@@ -44,13 +44,7 @@ PORT_SLUICE_Q=18448 PORT_SLUICE_F=18450 PORT_SLUICE_C=18451
 TOKEN=sluice_bench-token-for-claude-code
 PATH_GET=/api/v1/namespaces/default/configmaps/bench
 
-log() { echo "[$(date +%T)] $*" >&2; }
-
-need() { # command package
-    command -v "$1" >/dev/null && return
-    log "installing $2"
-    apt-get install -y -q "$2" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "$2" >/dev/null; }
-}
+source "$(dirname "$0")/e2e-lib.sh"
 need h2load nghttp2-client
 [[ " $PROXIES " == *" nginx "* ]] && need nginx nginx
 KUBECTL=${KUBECTL:-/usr/bin/kubectl}
@@ -72,14 +66,6 @@ trap cleanup EXIT
 SRV=() GEN=()
 if [[ $PIN == 1 ]]; then SRV=(taskset -c 0) GEN=(taskset -c 1); fi
 
-wait_port() { # port
-    for _ in $(seq 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    log "nothing listens on $1"; return 1
-}
-
 "$HELPER" pki "$W"
 printf 'upstream-token' > "$W/upstream-token"
 
@@ -90,19 +76,7 @@ wait_port $PORT_UP
 start_sluice() { # name port binary log-filter [audit sync]
     local dir=$W/$1
     mkdir -p "$dir"
-    cat > "$dir/credentials.yaml" <<EOF
-agents:
-  - {name: claude-code, token_sha256: "$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)"}
-approvers: []
-EOF
-    cat > "$dir/policy.yaml" <<'EOF'
-default: deny
-agents:
-  claude-code:
-    rules:
-      - namespaces: ["*"]
-        tiers: {0: allow, 1: allow, 2: allow, 3: allow, 4: allow}
-EOF
+    write_agent_files "$dir"
     cat > "$dir/sluice.yaml" <<EOF
 listen: 127.0.0.1:$2
 tls: {cert: ../server.crt, key: ../server.key}

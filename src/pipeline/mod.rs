@@ -61,7 +61,12 @@ impl Proxy {
         // failures) name the request themselves, and the span exists only at debug.
         let span = tracing::debug_span!("request", request.id = %request_id, agent = tracing::field::Empty);
         let mut record = Record::new(request_id, &peer, &request);
-        let outcome = self.run(&peer, request, &mut record).instrument(span).await;
+        // Boxed: hyper and tokio move a request's future two or three times before and as
+        // they spawn it (whole, at the size of its largest state), so the phases' state
+        // lives behind one pointer and what they move is small.
+        let outcome = Box::pin(self.run(&peer, request, &mut record))
+            .instrument(span)
+            .await;
         let response = outcome.unwrap_or_else(|refusal| self.refuse(refusal, record));
         Ok(with_request_id(response, id_header))
     }
