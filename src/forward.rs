@@ -288,31 +288,31 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes the agent's credentials, identity-bearing ids and hop-by-hop headers.
 fn rewrite_request_headers(headers: &mut HeaderMap, upgrade: bool) {
-    let upgrade_value = headers.get(header::UPGRADE).cloned();
-    strip_hop_by_hop(headers);
-    headers.remove(header::UPGRADE);
-    headers.remove(header::AUTHORIZATION);
-    headers.remove(header::HOST);
-    headers.remove(X_REQUEST_ID);
-    headers.remove(AUDIT_ID);
-    strip_identity(headers);
-    if upgrade && let Some(value) = upgrade_value {
+    let upgrade_value = upgrade
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten();
+    // Front-proxy identity (`X-Remote-User`, `-Group`, `-Extra-*`) is trusted by the
+    // apiserver from a requestheader client certificate: never pass it on.
+    strip(headers, |name| {
+        *name == header::UPGRADE
+            || *name == header::AUTHORIZATION
+            || *name == header::HOST
+            || *name == X_REQUEST_ID
+            || *name == AUDIT_ID
+            || name.as_str().starts_with("x-remote-")
+    });
+    strip_websocket_token(headers);
+    if let Some(value) = upgrade_value {
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         headers.insert(header::UPGRADE, value);
     }
 }
 
-/// Identity the apiserver may accept besides `Authorization`: front-proxy headers
-/// (`X-Remote-User`, `-Group`, `-Extra-*`; trusted from a requestheader client certificate)
-/// and a bearer token carried as a WebSocket subprotocol (its protocol authenticator).
-fn strip_identity(headers: &mut HeaderMap) {
-    let remote: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("x-remote-"))
-        .cloned()
-        .collect();
-    for name in remote {
-        headers.remove(name);
+/// A bearer token carried as a WebSocket subprotocol (the apiserver's protocol
+/// authenticator accepts it): the subprotocol goes, the others stay.
+fn strip_websocket_token(headers: &mut HeaderMap) {
+    if !headers.contains_key(header::SEC_WEBSOCKET_PROTOCOL) {
+        return;
     }
     let protocols: Vec<String> = headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
@@ -333,6 +333,13 @@ fn strip_identity(headers: &mut HeaderMap) {
 
 /// Removes hop-by-hop headers, including any the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    strip(headers, |_| false);
+}
+
+/// Removes hop-by-hop headers, any the `Connection` header names, and every one `also`
+/// picks. One pass over the names present (a handful) finds them: a lookup for each name
+/// that might be there hashed and probed fifteen names a request to remove one or two.
+fn strip(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> bool) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -340,7 +347,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| HOP_BY_HOP.contains(name) || named.contains(name) || also(name))
+        .cloned()
+        .collect();
+    for name in doomed {
         headers.remove(name);
     }
 }
@@ -404,6 +416,11 @@ mod tests {
             ("host", "sluice.local"),
             ("x-remote-user", "system:admin"),
             ("x-remote-extra-scopes", "all"),
+            ("X-Remote-Group", "system:masters"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
             (
                 "sec-websocket-protocol",
                 "base64url.bearer.authorization.k8s.io.dG9r",
