@@ -72,6 +72,7 @@ impl Span {
         Span(offset(start) | offset(end) << 32)
     }
     /// This range of `path` (empty if it is not one).
+    #[inline]
     fn of(self, path: &str) -> &str {
         let (start, end) = (self.0 as u32 as usize, (self.0 >> 32) as usize);
         path.get(start..end).unwrap_or_default()
@@ -285,9 +286,11 @@ impl<'a> Parts<'a> {
             self.len += 1;
         }
     }
+    #[inline]
     fn span(&self, index: usize) -> Option<Span> {
         self.segments[..self.len].get(self.at + index).copied()
     }
+    #[inline]
     fn peek(&self, index: usize) -> Option<&'a str> {
         Some(self.span(index)?.of(self.path))
     }

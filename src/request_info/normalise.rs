@@ -55,6 +55,11 @@ impl Parts<'_> {
     /// Splits a path from [`clean_path`] or [`normalise_path`]; false (→ the general path)
     /// if there is no path or a segment is empty or a dot segment (never, for a normalised
     /// path).
+    ///
+    /// Eight bytes at a time: a word's slashes are found with a few arithmetic instructions
+    /// ([`slash_bytes`]) and visited one set bit at a time, so the cost follows the number
+    /// of segments rather than of bytes (a byte loop spent ~450 instructions on a 40-byte
+    /// path).
     pub(super) fn split_clean(&mut self) -> bool {
         let bytes = self.path.as_bytes();
         match bytes {
@@ -62,9 +67,22 @@ impl Parts<'_> {
             b"/" => return true,
             _ => {}
         }
+        // Both callers hand over a path that starts with `/`: segments start after it.
         let mut start = 1;
-        for (at, &byte) in bytes.iter().enumerate().skip(1) {
-            if byte == b'/' {
+        let (words, tail) = bytes.as_chunks::<8>();
+        let tail_word = tail
+            .iter()
+            .rev()
+            .fold(0u64, |word, &byte| word << 8 | u64::from(byte));
+        let words = words.iter().map(|word| u64::from_le_bytes(*word));
+        for (index, word) in words.chain(std::iter::once(tail_word)).enumerate() {
+            let mut slashes = slash_bytes(word);
+            while slashes != 0 {
+                let at = index * 8 + (slashes.trailing_zeros() / 8) as usize;
+                slashes &= slashes - 1;
+                if at == 0 {
+                    continue;
+                }
                 if is_empty_or_dots(&bytes[start..at]) {
                     return false;
                 }
@@ -78,6 +96,15 @@ impl Parts<'_> {
         self.push(start, bytes.len());
         true
     }
+}
+
+/// The bytes of `word` that are `/`: 0x80 in each such byte, 0 elsewhere (exact: no carry
+/// crosses a byte, so no byte is marked for a neighbour's sake).
+fn slash_bytes(word: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let zero_where_slash = word ^ 0x2f2f_2f2f_2f2f_2f2f;
+    // Bit 7 of a byte ends up set unless the byte is zero.
+    !(((zero_where_slash & LOW7) + LOW7) | zero_where_slash | LOW7)
 }
 
 fn is_empty_or_dots(segment: &[u8]) -> bool {
@@ -373,6 +400,26 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn slash_bytes_marks_exactly_the_slashes() {
+        for byte in 0..=255u8 {
+            for at in 0..8 {
+                let mut word = [b'a'; 8];
+                word[at] = byte;
+                let expected = if byte == b'/' { 0x80 << (8 * at) } else { 0 };
+                assert_eq!(
+                    slash_bytes(u64::from_le_bytes(word)),
+                    expected,
+                    "{byte} at {at}"
+                );
+            }
+        }
+        assert_eq!(
+            slash_bytes(u64::from_le_bytes(*b"//.\x000a//")),
+            0x8080_0000_0000_8080
+        );
     }
 
     #[test]
