@@ -70,10 +70,16 @@ impl Parts<'_> {
         // Both callers hand over a path that starts with `/`: segments start after it.
         let mut start = 1;
         let (words, tail) = bytes.as_chunks::<8>();
-        let tail_word = tail
-            .iter()
-            .rev()
-            .fold(0u64, |word, &byte| word << 8 | u64::from(byte));
+        // The tail: the last eight bytes read again, less those already looked at, or (a
+        // path under eight bytes) the bytes one by one.
+        let tail_word = match bytes.last_chunk::<8>() {
+            Some(last) if !tail.is_empty() => u64::from_le_bytes(*last) >> (64 - 8 * tail.len()),
+            Some(_) => 0,
+            None => tail
+                .iter()
+                .rev()
+                .fold(0u64, |word, &byte| word << 8 | u64::from(byte)),
+        };
         let words = words.iter().map(|word| u64::from_le_bytes(*word));
         for (index, word) in words.chain(std::iter::once(tail_word)).enumerate() {
             let mut slashes = slash_bytes(word);
