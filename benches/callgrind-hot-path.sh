@@ -21,7 +21,8 @@ if [[ ${#BINS[@]} -eq 0 ]]; then
     bin=$(cd "$ROOT" && cargo bench --bench hot_path --no-run 2>&1 |
         sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)
     [[ -n $bin ]] || { echo "could not find the hot_path bench binary" >&2; exit 1; }
-    BINS=("$ROOT/$bin")
+    [[ $bin == /* ]] || bin=$ROOT/$bin
+    BINS=("$bin")
 fi
 
 W=$(mktemp -d)
