@@ -15,6 +15,7 @@
 //! anything shorter, or under another prefix, is a non-resource request (verb = method).
 
 mod normalise;
+mod query;
 #[cfg(test)]
 mod tests;
 
@@ -26,7 +27,8 @@ use std::borrow::Cow;
 use http::{Method, Uri};
 
 use crate::inline_str::InlineStr;
-use normalise::{QueryFlags, clean_path, normalise_path, scan_query};
+use normalise::{clean_path, normalise_path};
+use query::{QueryFlags, scan_query};
 
 /// What the apiserver will execute for one request.
 ///

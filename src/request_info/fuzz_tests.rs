@@ -6,7 +6,8 @@
 use http::{Method, Uri};
 use proptest::prelude::*;
 
-use super::normalise::{clean_path, normalise_path, scan_query};
+use super::normalise::{clean_path, normalise_path};
+use super::query::scan_query;
 use super::{MAX_SEGMENTS, Parts, RequestInfo};
 use crate::classify::{Tier, classify};
 use crate::policy::Policy;

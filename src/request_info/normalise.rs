@@ -1,17 +1,18 @@
-//! Turning the raw path and query into what kube-apiserver will act on, or refusing.
+//! Turning the raw path into what kube-apiserver will act on, or refusing (the query:
+//! [`super::query`]).
 //!
 //! Go's `net/http` hands kube-apiserver a percent-*decoded* `URL.Path`, and `RequestInfo`
 //! splits that on `/` after trimming slashes at both ends. sluice decodes the same way and
 //! refuses every form whose meaning differs between the apiserver's filters and its router
 //! (or that no client sends honestly): encoded slashes, dot segments, empty segments,
-//! double encoding, control characters, duplicated `watch` / `dryRun`, and `;` in the query.
+//! double encoding and control characters.
 
 use super::{Parts, RequestInfoError};
 
 /// Whether any byte of `bytes` is one `test` picks: 16 bytes at a time with no branch inside
 /// a block, which compiles to vector instructions (a plain `any` or a `bool` fold does not).
 /// The tail is the last 16 bytes again, overlapping what was already looked at.
-fn any_byte(bytes: &[u8], test: impl Fn(u8) -> bool) -> bool {
+pub(super) fn any_byte(bytes: &[u8], test: impl Fn(u8) -> bool) -> bool {
     let hit = |block: &[u8; 16]| {
         block
             .iter()
@@ -180,91 +181,9 @@ fn check_segment(segment: &[u8]) -> Result<(), RequestInfoError> {
     }
 }
 
-/// What sluice reads from the query string.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct QueryFlags {
-    /// `Some(true)` for `watch` with any value but `0` / `false`; absent → `None`.
-    pub watch: Option<bool>,
-    /// Exactly `dryRun=All`.
-    pub dry_run_all: bool,
-}
-
-/// Reads `watch` and `dryRun` from `query`, decoding keys and values as Go's
-/// `url.ParseQuery` does. A duplicated `watch` or `dryRun` is refused: the apiserver reads
-/// the first value in one place and all of them in another.
-pub(super) fn scan_query(query: Option<&str>) -> Result<QueryFlags, RequestInfoError> {
-    let mut flags = QueryFlags::default();
-    let Some(query) = query else {
-        return Ok(flags);
-    };
-    let mut seen = Seen::default();
-    // The common case: nothing to decode and no `;`, so every key and value is as sent.
-    if !any_byte(query.as_bytes(), |b| {
-        (b == b';') | (b == b'%') | (b == b'+')
-    }) {
-        for pair in split_ascii(query, b'&') {
-            let (key, value) = split_pair(pair);
-            flags.read(key, value, &mut seen)?;
-        }
-        return Ok(flags);
-    }
-    if query.as_bytes().contains(&b';') {
-        return Err(refuse("query contains ';', which Go ignores"));
-    }
-    let mut key_buf = String::new();
-    let mut value_buf = String::new();
-    for pair in split_ascii(query, b'&').filter(|pair| !pair.is_empty()) {
-        let (raw_key, raw_value) = split_pair(pair);
-        let key = decode_query_part(raw_key, &mut key_buf)?;
-        // The value is decoded whatever the key: Go drops a pair it cannot decode.
-        let value = decode_query_part(raw_value, &mut value_buf)?;
-        flags.read(key, value, &mut seen)?;
-    }
-    Ok(flags)
-}
-
-/// Whether `watch` and `dryRun` have been seen.
-#[derive(Default)]
-struct Seen {
-    watch: bool,
-    dry_run: bool,
-}
-
-impl QueryFlags {
-    /// Takes one decoded query parameter into account.
-    fn read(&mut self, key: &str, value: &str, seen: &mut Seen) -> Result<(), RequestInfoError> {
-        let (seen, name) = match key {
-            "watch" => (&mut seen.watch, "watch"),
-            "dryRun" => (&mut seen.dry_run, "dryRun"),
-            _ => return Ok(()),
-        };
-        if std::mem::replace(seen, true) {
-            return Err(RequestInfoError(format!(
-                "sluice: query parameter {name} is given more than once; refused"
-            )));
-        }
-        if name == "watch" {
-            let off = value == "0" || value.eq_ignore_ascii_case("false");
-            self.watch = Some(!off);
-        } else {
-            self.dry_run_all = value == "All";
-        }
-        Ok(())
-    }
-}
-
-/// `key=value` → (key, value); a pair without `=` is a key with an empty value.
-fn split_pair(pair: &str) -> (&str, &str) {
-    // A byte loop: for these few bytes, cheaper than the `char` searcher's call.
-    match pair.bytes().position(|b| b == b'=') {
-        Some(eq) => (&pair[..eq], &pair[eq + 1..]),
-        None => (pair, ""),
-    }
-}
-
 /// Splits `text` at an ASCII `separator` with a plain byte loop (cheaper than a `char`
 /// pattern for the short strings of a request line).
-fn split_ascii(text: &str, separator: u8) -> impl Iterator<Item = &str> {
+pub(super) fn split_ascii(text: &str, separator: u8) -> impl Iterator<Item = &str> {
     let mut start = 0;
     let mut done = false;
     std::iter::from_fn(move || {
@@ -288,7 +207,7 @@ fn split_ascii(text: &str, separator: u8) -> impl Iterator<Item = &str> {
 }
 
 /// The refusal every disguise gets: what is wrong, then "refused".
-fn refuse(what: &str) -> RequestInfoError {
+pub(super) fn refuse(what: &str) -> RequestInfoError {
     RequestInfoError(format!("sluice: {what}; refused"))
 }
 
@@ -327,41 +246,7 @@ fn check_chars(text: &str) -> Result<(), RequestInfoError> {
     Ok(())
 }
 
-/// Decodes one query key or value (`+` is a space); borrows when there is nothing to decode.
-fn decode_query_part<'a>(raw: &'a str, buf: &'a mut String) -> Result<&'a str, RequestInfoError> {
-    if !raw.bytes().any(|b| b == b'%' || b == b'+') {
-        return Ok(raw);
-    }
-    let invalid = || refuse("query contains an invalid percent-encoding");
-    let mut bytes = Vec::with_capacity(raw.len());
-    let src = raw.as_bytes();
-    let mut i = 0;
-    while i < src.len() {
-        match src[i] {
-            b'%' => {
-                let decoded = src
-                    .get(i + 1..i + 3)
-                    .and_then(hex_pair)
-                    .ok_or_else(invalid)?;
-                bytes.push(decoded);
-                i += 3;
-            }
-            b'+' => {
-                bytes.push(b' ');
-                i += 1;
-            }
-            other => {
-                bytes.push(other);
-                i += 1;
-            }
-        }
-    }
-    buf.clear();
-    buf.push_str(std::str::from_utf8(&bytes).map_err(|_| invalid())?);
-    Ok(buf.as_str())
-}
-
-fn hex_pair(pair: &[u8]) -> Option<u8> {
+pub(super) fn hex_pair(pair: &[u8]) -> Option<u8> {
     let hi = (pair[0] as char).to_digit(16)?;
     let lo = (pair[1] as char).to_digit(16)?;
     // Two hex digits are at most 0xff, so the narrowing cannot lose bits.
@@ -408,6 +293,32 @@ mod tests {
         }
     }
 
+    /// Every placement of slashes in every path up to 17 bytes: each word boundary and
+    /// tail length of the word-wise split, against `str::split`.
+    #[test]
+    fn split_clean_splits_every_slash_placement_like_str_split() {
+        for len in 1..=17usize {
+            for mask in 0u32..1 << (len - 1) {
+                let path: String = std::iter::once('/')
+                    .chain((1..len).map(|i| if mask >> (i - 1) & 1 == 1 { '/' } else { 'a' }))
+                    .collect();
+                let expected: Vec<&str> = path[1..].split('/').collect();
+                let mut parts = Parts::empty(&path);
+                let clean = parts.split_clean();
+                if len == 1 {
+                    assert!(clean, "{path}");
+                    continue;
+                }
+                assert_eq!(clean, !expected.contains(&""), "{path}");
+                if clean {
+                    let split: Vec<&str> = (0..parts.len).filter_map(|i| parts.peek(i)).collect();
+                    let kept = expected.len().min(crate::request_info::MAX_SEGMENTS);
+                    assert_eq!(split, expected[..kept], "{path}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn slash_bytes_marks_exactly_the_slashes() {
         for byte in 0..=255u8 {
@@ -439,30 +350,5 @@ mod tests {
                 assert!(any_byte(&dirty, |b| b == b'%'), "{len} {at}");
             }
         }
-    }
-
-    #[test]
-    fn query_flags_follow_go() {
-        let scan = |q: &str| scan_query(Some(q));
-        assert_eq!(scan("watch=true").unwrap().watch, Some(true));
-        assert_eq!(scan("watch=1").unwrap().watch, Some(true));
-        assert_eq!(scan("watch=FALSE").unwrap().watch, Some(false));
-        assert_eq!(scan("watch=0").unwrap().watch, Some(false));
-        assert_eq!(scan("limit=500").unwrap().watch, None);
-        assert!(scan("dryRun=All").unwrap().dry_run_all);
-        assert!(scan("dry%52un=%41ll").unwrap().dry_run_all);
-        assert!(!scan("dryRun=all").unwrap().dry_run_all);
-        assert!(!scan("dryrun=All").unwrap().dry_run_all);
-        assert!(!scan("dryRun=All+").unwrap().dry_run_all);
-        assert!(scan("dryRun=All&dryRun=All").is_err());
-        assert!(scan("watch=1&w%61tch=0").is_err());
-        assert!(scan("watch=1;dryRun=All").is_err());
-        assert!(scan("labelSelector=%zz").is_err());
-        assert!(scan("command=sh&command=-c").is_ok());
-        assert_eq!(scan("a=1&&=&watch=0").unwrap().watch, Some(false));
-        assert_eq!(scan("w%61tch=tru%65").unwrap().watch, Some(true));
-        assert!(scan("x=%zz;").unwrap_err().0.contains("';'"));
-        assert!(scan("a+b=%zz").is_err());
-        assert!(scan("a=b+c").is_ok());
     }
 }
