@@ -20,11 +20,21 @@ fn make_unreadable(path: &std::path::Path) {
     std::fs::create_dir(path).unwrap();
 }
 
+/// Replaces the file in one step (a new file renamed over it), so the watcher sees the old
+/// contents or the new, never the truncated file a write in place passes through: that
+/// is reported as an error of its own, and a test waiting for the new contents' error
+/// could take it for that one and go on before the new contents were ever read.
+fn replace(path: &std::path::Path, contents: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
 fn restore(path: &std::path::Path, contents: &str) {
     if path.is_dir() {
         std::fs::remove_dir(path).unwrap();
     }
-    std::fs::write(path, contents).unwrap();
+    replace(path, contents);
 }
 
 /// Restores a good file and waits until sluice has loaded it (so the next error is new).
@@ -56,7 +66,7 @@ async fn a_broken_policy_file_keeps_the_last_good_policy() {
                 restore_loaded(&sluice, &policy, &good, POLICY_OK).await;
                 make_unreadable(&policy);
             }
-            _ => std::fs::write(&policy, breakage).unwrap(),
+            _ => replace(&policy, breakage),
         }
         eventually(&format!("a {what} policy is counted"), &sluice, || async {
             sample(&metrics(&sluice).await, POLICY_ERRORS) > errors
@@ -90,7 +100,7 @@ async fn broken_credentials_keep_the_last_good_agents() {
     let mut errors = 0.0;
     for what in ["garbage", "deleted", "unreadable"] {
         match what {
-            "garbage" => std::fs::write(&credentials, "agents: {{{\u{0}").unwrap(),
+            "garbage" => replace(&credentials, "agents: {{{\u{0}"),
             "deleted" => std::fs::remove_file(&credentials).unwrap(),
             _ => {
                 restore_loaded(&sluice, &credentials, &good, CREDENTIAL_OK).await;
