@@ -30,6 +30,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod executor;
 pub mod forward;
 pub mod health;
 pub mod inline_str;

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::Service;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::Body;
 use crate::config::LimitsConfig;
+use crate::executor::BoxingExecutor;
 
 /// What sluice knows about the other end of a connection.
 #[derive(Debug, Clone)]
@@ -99,7 +100,7 @@ pub async fn serve<M, S>(
 
 struct Connection {
     acceptor: Option<TlsAcceptor>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<auto::Builder<BoxingExecutor>>,
     watcher: Watcher,
 }
 
@@ -155,8 +156,8 @@ impl Connection {
     }
 }
 
-fn http_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+fn http_builder(limits: &LimitsConfig) -> auto::Builder<BoxingExecutor> {
+    let mut builder = auto::Builder::new(BoxingExecutor);
     builder
         .http1()
         .timer(TokioTimer::new())
