@@ -9,7 +9,9 @@
 
 mod auth;
 mod headers;
+mod lane;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -27,6 +29,7 @@ use crate::permit::Permit;
 
 pub use auth::UpstreamAuth;
 use headers::{rewrite_request_headers, strip_hop_by_hop};
+use lane::{Dialer, Lane};
 
 /// Why a permitted request got no response from the upstream.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +92,7 @@ pub struct ForwardContext<'a> {
     pub long_lived: bool,
 }
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
+pub(crate) type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
 
 /// The apiserver sluice forwards to.
 pub struct Upstream {
@@ -99,17 +102,16 @@ pub struct Upstream {
     /// trailing slash; usually empty.
     base_path: String,
     display: String,
-    /// HTTP/2 where the upstream speaks it (ALPN), else HTTP/1.1; pooled connections. Each
-    /// pool holds one HTTP/2 connection, and hyper never opens a second one when the
-    /// apiserver's stream limit (1000 by default) is reached. So requests that end go over
-    /// one connection of their own, where they are framed and flushed together (measured
-    /// against spreading them over four: 7% more requests/s at 64 and 256 agent
-    /// connections, 6-8% less CPU a request), and streams that stay open (watches, logs)
-    /// over [`STREAM_POOLS`] others, taken in turn, so that 1,000 open watches never make
-    /// ordinary requests wait for a stream.
-    client: HttpsClient,
-    stream_clients: Box<[HttpsClient]>,
-    next_stream_client: AtomicUsize,
+    /// HTTP/2 where the upstream speaks it (ALPN), else HTTP/1.1 (pooled). A lane is one
+    /// HTTP/2 connection, which carries at most the apiserver's stream limit (1000 by
+    /// default) at once. So requests that end go over a lane of their own, where they are
+    /// framed and flushed together (measured against spreading them over four: 7% more
+    /// requests/s at 64 and 256 agent connections, 6-8% less CPU a request), and streams
+    /// that stay open (watches, logs) over [`STREAM_LANES`] others, taken in turn, so that
+    /// 1,000 open watches never make ordinary requests wait for a stream.
+    lane: Lane,
+    stream_lanes: Box<[Lane]>,
+    next_stream_lane: AtomicUsize,
     /// HTTP/1.1 only: upgrades (SPDY, WebSocket) need it.
     upgrade_client: HttpsClient,
     auth: UpstreamAuth,
@@ -119,7 +121,7 @@ pub struct Upstream {
 
 impl Upstream {
     /// Resolves `upstream:` (explicit server, a kubeconfig, in-cluster, or the current
-    /// kubeconfig) using the kube crate's loading, and builds the connection pools.
+    /// kubeconfig) using the kube crate's loading, and sets up the lanes to it.
     pub async fn from_config(config: &UpstreamConfig) -> Result<Upstream, UpstreamError> {
         let kube_config = load_kube_config(config).await?;
         let url = kube_config.cluster_url.clone();
@@ -154,18 +156,33 @@ impl Upstream {
                 .timer(TokioTimer::new())
                 .pool_timer(TokioTimer::new())
                 .pool_idle_timeout(Duration::from_secs(90))
-                .http2_keep_alive_interval(Duration::from_secs(30))
+                .http2_keep_alive_interval(KEEP_ALIVE)
                 .http2_keep_alive_while_idle(true)
                 .build(connector)
         };
+        let dialer = if scheme == http::uri::Scheme::HTTPS {
+            let port = authority.port_u16().unwrap_or(443);
+            let dialer = Dialer::new(
+                authority.host(),
+                port,
+                &tls,
+                config.connect_timeout,
+                KEEP_ALIVE,
+            )
+            .map_err(|e| UpstreamError::Config(format!("{display}: {e}")))?;
+            Some(Arc::new(dialer))
+        } else {
+            None
+        };
+        let lane = || Lane::new(dialer.clone(), build(true));
         Ok(Upstream {
             scheme,
             authority,
             base_path,
             display,
-            client: build(true),
-            stream_clients: (0..STREAM_POOLS).map(|_| build(true)).collect(),
-            next_stream_client: AtomicUsize::new(0),
+            lane: lane(),
+            stream_lanes: (0..STREAM_LANES).map(|_| lane()).collect(),
+            next_stream_lane: AtomicUsize::new(0),
             upgrade_client: build(false),
             auth,
             impersonate: config.impersonate,
@@ -197,7 +214,7 @@ impl Upstream {
         upgrade: bool,
     ) -> Result<Response<Incoming>, ForwardError> {
         *request.uri_mut() = self.upstream_uri(request.uri())?;
-        // The pool picks HTTP/2 by ALPN; a request must not insist on the agent's version.
+        // ALPN picks HTTP/2 or HTTP/1.1; a request must not insist on the agent's version.
         *request.version_mut() = Version::HTTP_11;
         let credential = self.auth.header().await?;
         rewrite_request_headers(request.headers_mut(), upgrade);
@@ -218,22 +235,26 @@ impl Upstream {
                 HeaderValue::from_static("sluice:agents"),
             );
         }
-        let client = if upgrade {
-            &self.upgrade_client
-        } else if ctx.long_lived {
-            let turn = self.next_stream_client.fetch_add(1, Ordering::Relaxed);
-            &self.stream_clients[turn % self.stream_clients.len()]
-        } else {
-            &self.client
+        let sent = async {
+            if upgrade {
+                Ok(self.upgrade_client.request(request).await?)
+            } else if ctx.long_lived {
+                let turn = self.next_stream_lane.fetch_add(1, Ordering::Relaxed);
+                self.stream_lanes[turn % self.stream_lanes.len()]
+                    .send(request)
+                    .await
+            } else {
+                self.lane.send(request).await
+            }
         };
-        match tokio::time::timeout(self.timeout, client.request(request)).await {
+        match tokio::time::timeout(self.timeout, sent).await {
             Err(_) => Err(ForwardError::Timeout {
                 upstream: self.display.clone(),
                 timeout: self.timeout,
             }),
             Ok(Err(err)) => Err(ForwardError::Unreachable {
                 upstream: self.display.clone(),
-                source: Box::new(err),
+                source: err,
             }),
             Ok(Ok(mut response)) => {
                 if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
@@ -267,9 +288,12 @@ impl Upstream {
     }
 }
 
-/// How many HTTP/2 connection pools to spread long-lived streams over: open watches and
-/// log streams may reach this many times the apiserver's per-connection limit.
-const STREAM_POOLS: usize = 3;
+/// How many HTTP/2 connections to spread long-lived streams over: open watches and log
+/// streams may reach this many times the apiserver's per-connection limit.
+const STREAM_LANES: usize = 3;
+
+/// How often an idle upstream connection is pinged (HTTP/2), so a dead one is noticed.
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
 
 /// `X-Request-ID`: the id the agent, the apiserver and the audit log share.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -229,3 +229,25 @@ async fn agents_that_vanish_mid_watch_leak_no_upstream_watch_or_socket() {
     .await;
     assert_still_serving(&sluice).await;
 }
+
+#[tokio::test]
+async fn an_upstream_http2_connection_that_goes_away_is_dialled_again() {
+    let rogue = Rogue::start(Behaviour::GoAwayAfterOneRequest).await;
+    let api = ApiServer::start().await;
+    let sluice = with_upstream(&api, rogue.upstream_config("5s")).await;
+    for n in 1..=3 {
+        let text = exchange(&sluice, &raw::get(PODS)).await;
+        assert_eq!(status(&text), 200, "request {n}: {text}");
+        assert!(text.contains("PodList"), "request {n}: {text}");
+    }
+    assert_eq!(
+        rogue.requests().len(),
+        3,
+        "each request reached the upstream once"
+    );
+    let accepted = rogue.accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        accepted, 3,
+        "one connection a request: the closed ones were not reused"
+    );
+}

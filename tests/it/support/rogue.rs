@@ -1,6 +1,8 @@
 //! A misbehaving upstream for fault tests: speaks just enough HTTP/1.1 over TLS to answer
-//! sluice, then streams forever, resets mid-response or mid-watch, or refuses an upgrade.
-//! It records the X-Request-ID of each request and counts the bytes it managed to write.
+//! sluice, then streams forever, resets mid-response or mid-watch, or refuses an upgrade;
+//! or speaks HTTP/2 and closes each connection after one request, as kube-apiserver's
+//! `--goaway-chance` does to some. It records the X-Request-ID of each request, counts the
+//! bytes it managed to write and the connections it accepted.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -24,6 +26,9 @@ pub enum Behaviour {
     ResetMidWatch,
     /// 400 Status to anything (an upgrade whose 101 never comes).
     BadRequest,
+    /// HTTP/2 (ALPN h2 only): on each connection, sends GOAWAY as the first request arrives,
+    /// answers that request with an empty PodList and closes the connection.
+    GoAwayAfterOneRequest,
 }
 
 /// The running rogue; stops accepting when dropped.
@@ -33,6 +38,8 @@ pub struct Rogue {
     pub request_ids: Arc<Mutex<Vec<String>>>,
     pub written: Arc<AtomicU64>,
     pub open: Arc<AtomicUsize>,
+    /// Connections accepted so far.
+    pub accepted: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -43,15 +50,22 @@ impl Rogue {
         ca.write_cert(dir.path(), "ca.crt");
         pki::write_file(dir.path(), "token", "rogue-token");
         let (cert, key) = ca.issue_server(&["127.0.0.1"]);
-        let acceptor = acceptor(&cert, &key);
+        let alpn: &[&[u8]] = match behaviour {
+            Behaviour::GoAwayAfterOneRequest => &[b"h2"],
+            _ => &[b"http/1.1"],
+        };
+        let acceptor = pki::acceptor(&cert, &key, alpn);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let request_ids = Arc::new(Mutex::new(Vec::new()));
         let written = Arc::new(AtomicU64::new(0));
         let open = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::new(AtomicUsize::new(0));
         let (ids, count, opened) = (request_ids.clone(), written.clone(), open.clone());
+        let accepts = accepted.clone();
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
+                accepts.fetch_add(1, Ordering::SeqCst);
                 let (acceptor, ids, count, opened) =
                     (acceptor.clone(), ids.clone(), count.clone(), opened.clone());
                 tokio::spawn(async move {
@@ -67,6 +81,7 @@ impl Rogue {
             request_ids,
             written,
             open,
+            accepted,
             task,
         }
     }
@@ -96,10 +111,6 @@ impl Drop for Rogue {
     }
 }
 
-fn acceptor(cert_pem: &str, key_pem: &str) -> TlsAcceptor {
-    super::pki::acceptor(cert_pem, key_pem, &[b"http/1.1"])
-}
-
 async fn serve(
     tcp: TcpStream,
     acceptor: TlsAcceptor,
@@ -110,6 +121,9 @@ async fn serve(
     let Ok(mut tls) = acceptor.accept(tcp).await else {
         return;
     };
+    if let Behaviour::GoAwayAfterOneRequest = behaviour {
+        return serve_one_http2_request(tls, ids).await;
+    }
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -166,6 +180,7 @@ async fn serve(
             tokio::time::sleep(Duration::from_millis(300)).await;
             reset(tls);
         }
+        Behaviour::GoAwayAfterOneRequest => unreachable!("served over HTTP/2 above"),
         Behaviour::BadRequest => {
             let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no upgrade for you","reason":"BadRequest","code":400}"#;
             let response = format!(
@@ -177,4 +192,44 @@ async fn serve(
             let _ = tls.shutdown().await;
         }
     }
+}
+
+/// One request over HTTP/2, with the connection's GOAWAY (last stream: this one) sent
+/// before its response, so sluice learns the connection is closing before its agent does.
+async fn serve_one_http2_request(
+    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    ids: Arc<Mutex<Vec<String>>>,
+) {
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let (signal, held) = (arrived.clone(), Arc::new(tokio::sync::Notify::new()));
+    let release = held.clone();
+    let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+        if let Some(id) = request.headers().get("x-request-id") {
+            ids.lock().unwrap().push(id.to_str().unwrap().to_owned());
+        }
+        signal.notify_one();
+        let held = held.clone();
+        async move {
+            held.notified().await;
+            let body = r#"{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[]}"#;
+            let response = hyper::Response::builder()
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                    body.as_bytes(),
+                )))
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    let connection = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = arrived.notified() => {}
+    }
+    // Queued now, the GOAWAY is written before the response, which is only made after it.
+    connection.as_mut().graceful_shutdown();
+    release.notify_one();
+    let _ = connection.await;
 }

@@ -1,0 +1,231 @@
+//! A lane: one HTTP/2 connection to the upstream that a kind of request shares (requests
+//! that end, or long-lived streams), held directly rather than through a connection pool.
+//!
+//! With HTTP/2 there is nothing to pool: every request of a lane goes over the same
+//! connection, so hyper-util's pooled client only added work to each request (hashing the
+//! pool key byte by byte, a locked checkout, a larger future moved at every await, ~7%
+//! of sluice's instructions a request). Here a request clones the connection's sender (two
+//! reference counts) and is on its way.
+//!
+//! The connection is dialled on first use and again whenever it has closed (a GOAWAY, a
+//! reset, a failed keep-alive ping); one dial at a time, the others wait for it. A request
+//! the connection refused before sending a byte of it is sent once more on a fresh one:
+//! that cannot make anything happen twice. A request that was sent is never retried.
+//!
+//! An upstream that does not speak HTTP/2 (ALPN, or a plain `http://` server) is left to
+//! hyper-util's HTTP/1.1 pool, which is what HTTP/1.1 needs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http2::{self, SendRequest};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::HttpsClient;
+use crate::executor::BoxingExecutor;
+use crate::{Body, BoxError};
+
+/// How sluice reaches the upstream over TLS: where, as whom it checks the certificate, and
+/// the HTTP/2 settings of every connection.
+pub(super) struct Dialer {
+    host: String,
+    port: u16,
+    server_name: ServerName<'static>,
+    tls: TlsConnector,
+    connect_timeout: Duration,
+    http2: http2::Builder<BoxingExecutor>,
+}
+
+/// What a dial gave.
+enum Dialled {
+    Http2(SendRequest<Body>),
+    /// The server chose HTTP/1.1 (or nothing) by ALPN.
+    NotHttp2,
+}
+
+impl Dialer {
+    /// `host` as in the URL (an IPv6 literal in brackets is accepted), `tls` the upstream's
+    /// client config (its ALPN is replaced: h2, then http/1.1).
+    pub(super) fn new(
+        host: &str,
+        port: u16,
+        tls: &rustls::ClientConfig,
+        connect_timeout: Duration,
+        keep_alive: Duration,
+    ) -> Result<Dialer, String> {
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let server_name = ServerName::try_from(host.to_owned())
+            .map_err(|e| format!("{host} is not a TLS server name: {e}"))?;
+        let mut tls = tls.clone();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let mut http2 = http2::Builder::new(BoxingExecutor);
+        http2
+            .timer(TokioTimer::new())
+            .keep_alive_interval(keep_alive)
+            .keep_alive_while_idle(true);
+        Ok(Dialer {
+            host: host.to_owned(),
+            port,
+            server_name,
+            tls: TlsConnector::from(Arc::new(tls)),
+            connect_timeout,
+            http2,
+        })
+    }
+
+    async fn dial(&self) -> Result<Dialled, BoxError> {
+        let tcp = self.connect().await?;
+        let tls = self
+            .tls
+            .connect(self.server_name.clone(), tcp)
+            .await
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            return Ok(Dialled::NotHttp2);
+        }
+        let (sender, connection) = self.http2.handshake(TokioIo::new(tls)).await?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "upstream HTTP/2 connection ended");
+            }
+        });
+        Ok(Dialled::Http2(sender))
+    }
+
+    /// A TCP connection to the first of the host's addresses that answers.
+    async fn connect(&self) -> Result<TcpStream, BoxError> {
+        let addresses = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| format!("resolving {}: {e}", self.host))?;
+        let mut last: Option<BoxError> = None;
+        for address in addresses {
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(address)).await {
+                Ok(Ok(tcp)) => {
+                    tcp.set_nodelay(true)?;
+                    return Ok(tcp);
+                }
+                Ok(Err(err)) => last = Some(format!("connecting to {address}: {err}").into()),
+                Err(_) => {
+                    last = Some(
+                        format!(
+                            "connecting to {address}: no answer within {:?}",
+                            self.connect_timeout
+                        )
+                        .into(),
+                    )
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| format!("{} has no address", self.host).into()))
+    }
+}
+
+/// One kind of request's way to the upstream.
+pub(super) struct Lane {
+    /// `None` for a plain `http://` upstream: HTTP/1.1 only.
+    dialer: Option<Arc<Dialer>>,
+    current: ArcSwapOption<SendRequest<Body>>,
+    dialling: tokio::sync::Mutex<()>,
+    /// Set once the upstream has answered ALPN without h2.
+    http1_only: AtomicBool,
+    http1: HttpsClient,
+}
+
+impl Lane {
+    pub(super) fn new(dialer: Option<Arc<Dialer>>, http1: HttpsClient) -> Lane {
+        Lane {
+            http1_only: AtomicBool::new(dialer.is_none()),
+            dialer,
+            current: ArcSwapOption::empty(),
+            dialling: tokio::sync::Mutex::new(()),
+            http1,
+        }
+    }
+
+    /// Sends `request` (absolute URI) and waits for the response head.
+    pub(super) async fn send(
+        &self,
+        request: Request<Body>,
+    ) -> Result<Response<Incoming>, BoxError> {
+        let mut request = request;
+        let mut fresh_tries = 1;
+        loop {
+            let Some((connection, mut sender)) = self.connection().await? else {
+                return Ok(self.http1.request(request).await?);
+            };
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok(response),
+                Err(mut err) => match err.take_message() {
+                    // Refused before a byte was sent: the connection is closing.
+                    Some(unsent) if fresh_tries > 0 => {
+                        fresh_tries -= 1;
+                        self.current.compare_and_swap(&connection, None);
+                        request = unsent;
+                    }
+                    _ => return Err(Box::new(err.into_error())),
+                },
+            }
+        }
+    }
+
+    /// The lane's open HTTP/2 connection (dialled if there is none), or `None` when the
+    /// upstream speaks HTTP/1.1 only.
+    #[allow(clippy::type_complexity)]
+    async fn connection(
+        &self,
+    ) -> Result<Option<(Arc<SendRequest<Body>>, SendRequest<Body>)>, BoxError> {
+        if let Some(open) = self.open() {
+            return Ok(Some(open));
+        }
+        if self.http1_only.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        // Boxed: the dial's TLS handshake would otherwise make every request's future as
+        // large as itself, and that future is moved at each await.
+        Box::pin(self.redial()).await
+    }
+
+    /// Dials a new connection, unless another request did while this one waited its turn.
+    #[allow(clippy::type_complexity)]
+    async fn redial(
+        &self,
+    ) -> Result<Option<(Arc<SendRequest<Body>>, SendRequest<Body>)>, BoxError> {
+        let _one_dial = self.dialling.lock().await;
+        if let Some(open) = self.open() {
+            return Ok(Some(open));
+        }
+        let Some(dialer) = &self.dialer else {
+            return Ok(None);
+        };
+        match dialer.dial().await? {
+            Dialled::Http2(sender) => {
+                let connection = Arc::new(sender.clone());
+                self.current.store(Some(connection.clone()));
+                Ok(Some((connection, sender)))
+            }
+            Dialled::NotHttp2 => {
+                tracing::info!("the upstream does not speak HTTP/2; using HTTP/1.1");
+                self.http1_only.store(true, Ordering::Relaxed);
+                Ok(None)
+            }
+        }
+    }
+
+    fn open(&self) -> Option<(Arc<SendRequest<Body>>, SendRequest<Body>)> {
+        let connection = self.current.load_full()?;
+        (!connection.is_closed()).then(|| {
+            let sender = (*connection).clone();
+            (connection, sender)
+        })
+    }
+}
