@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::header::{self, HeaderName, HeaderValue};
+use http::uri::{self, PathAndQuery};
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -270,21 +271,24 @@ impl Upstream {
     }
 
     fn upstream_uri(&self, uri: &Uri) -> Result<Uri, ForwardError> {
-        let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let joined = if self.base_path.is_empty() {
-            path_and_query.to_owned()
-        } else {
-            format!("{}{}", self.base_path, path_and_query)
+        let unreachable = |e: http::Error| ForwardError::Unreachable {
+            upstream: self.display.clone(),
+            source: Box::new(e),
         };
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(joined)
-            .build()
-            .map_err(|e| ForwardError::Unreachable {
-                upstream: self.display.clone(),
-                source: Box::new(e),
-            })
+        let path_and_query = match uri.path_and_query() {
+            // The agent's own, already parsed: shared, not parsed again.
+            Some(path_and_query) if self.base_path.is_empty() => path_and_query.clone(),
+            path_and_query => {
+                let path_and_query = path_and_query.map_or("/", |p| p.as_str());
+                PathAndQuery::try_from(format!("{}{path_and_query}", self.base_path))
+                    .map_err(|e| unreachable(e.into()))?
+            }
+        };
+        let mut parts = uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        Uri::from_parts(parts).map_err(|e| unreachable(e.into()))
     }
 }
 

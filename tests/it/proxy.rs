@@ -333,3 +333,34 @@ async fn an_unreachable_upstream_is_a_502_that_names_it() {
         "{event}"
     );
 }
+
+#[tokio::test]
+async fn a_server_url_with_a_path_prefix_is_kept_before_every_path() {
+    let api = ApiServer::start().await;
+    // As Rancher serves a downstream cluster: https://rancher/k8s/clusters/c-1.
+    let sluice = Sluice::start_with(&api, Options::with_upstream(format!(
+        "upstream: {{server: \"{}/k8s/clusters/c-1/\", ca: upstream-ca.crt, token_file: upstream-token}}\n",
+        api.url()
+    )))
+    .await;
+    // The double knows no such prefix and answers 404; what matters is what it was asked.
+    let _ = kubectl(
+        &sluice.agent_kubeconfig(),
+        &["get", "--raw", "/api/v1/namespaces/default/pods?limit=5"],
+    )
+    .await;
+    let paths: Vec<String> = api
+        .requests()
+        .into_iter()
+        .map(|r| r.path_and_query)
+        .collect();
+    assert!(
+        paths.contains(&"/k8s/clusters/c-1/api/v1/namespaces/default/pods?limit=5".to_owned()),
+        "{paths:?}"
+    );
+    // sluice's own probes (/version) keep the prefix too.
+    assert!(
+        paths.iter().all(|p| p.starts_with("/k8s/clusters/c-1/")),
+        "{paths:?}"
+    );
+}
