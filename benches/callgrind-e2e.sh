@@ -45,7 +45,8 @@ cleanup() {
 trap cleanup EXIT
 
 "$HELPER" pki "$W"
-printf 'upstream-token' > "$W/upstream-token"
+UPSTREAM_TOKEN=$(upstream_token)
+printf %s "$UPSTREAM_TOKEN" > "$W/upstream-token"
 "$HELPER" upstream "$W/server.crt" "$W/server.key" "127.0.0.1:$PORT_UP" > "$W/upstream.log" 2>&1 &
 PIDS+=($!)
 wait_port $PORT_UP

@@ -33,3 +33,34 @@ agents:
         tiers: {0: allow, 1: allow, 2: allow, 3: allow, 4: allow}
 EOT
 }
+
+# The credential sluice (nginx, kubectl proxy) presents upstream, shaped and sized like the
+# projected ServiceAccount token a pod is given (an RS256 JWT, ~1 KB): every request
+# carries it, so a short stand-in would hide what sending it costs. Same bytes every run.
+upstream_token() {
+    python3 - <<'PY'
+import base64, hashlib, json
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+def part(obj):
+    return b64(json.dumps(obj, separators=(",", ":")).encode())
+uid = lambda seed: hashlib.md5(seed.encode()).hexdigest()
+header = {"alg": "RS256", "kid": b64(hashlib.sha256(b"sluice-bench-kid").digest())}
+claims = {
+    "aud": ["https://kubernetes.default.svc.cluster.local"],
+    "exp": 1796000000, "iat": 1795996400, "nbf": 1795996400,
+    "iss": "https://kubernetes.default.svc.cluster.local",
+    "jti": uid("jti"),
+    "kubernetes.io": {
+        "namespace": "sluice-system",
+        "node": {"name": "worker-pool-a-7f9c2d-x1", "uid": uid("node")},
+        "pod": {"name": "sluice-6d8f9b7c5d-4kq2z", "uid": uid("pod")},
+        "serviceaccount": {"name": "sluice", "uid": uid("sa")},
+        "warnafter": 1795999007,
+    },
+    "sub": "system:serviceaccount:sluice-system:sluice",
+}
+signature = b"".join(hashlib.sha512(bytes([i])).digest() for i in range(4))  # 256 bytes
+print(f"{part(header)}.{part(claims)}.{b64(signature)}", end="")
+PY
+}

@@ -67,7 +67,8 @@ SRV=() GEN=()
 if [[ $PIN == 1 ]]; then SRV=(taskset -c 0) GEN=(taskset -c 1); fi
 
 "$HELPER" pki "$W"
-printf 'upstream-token' > "$W/upstream-token"
+UPSTREAM_TOKEN=$(upstream_token)
+printf %s "$UPSTREAM_TOKEN" > "$W/upstream-token"
 
 "${SRV[@]}" "$HELPER" upstream "$W/server.crt" "$W/server.key" "127.0.0.1:$PORT_UP" > "$W/upstream.log" 2>&1 &
 PID_UP=$!; PIDS+=($PID_UP)
@@ -145,7 +146,7 @@ http {
             proxy_pass https://apiserver;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            proxy_set_header Authorization "Bearer upstream-token";
+            proxy_set_header Authorization "Bearer $UPSTREAM_TOKEN";
             proxy_ssl_session_reuse on;
             proxy_ssl_verify on;
             proxy_ssl_trusted_certificate $W/ca.crt;
@@ -166,7 +167,7 @@ EOF
 apiVersion: v1
 kind: Config
 clusters: [{name: up, cluster: {server: "https://127.0.0.1:$PORT_UP", certificate-authority: $W/ca.crt}}]
-users: [{name: u, user: {token: upstream-token}}]
+users: [{name: u, user: {token: $UPSTREAM_TOKEN}}]
 contexts: [{name: c, context: {cluster: up, user: u}}]
 current-context: c
 EOF
