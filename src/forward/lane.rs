@@ -229,3 +229,38 @@ impl Lane {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls() -> rustls::ClientConfig {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+    }
+
+    #[test]
+    fn a_dialer_takes_every_host_form_and_names_a_host_that_is_not_one() {
+        let second = Duration::from_secs(1);
+        for (host, name) in [
+            ("kubernetes.default.svc", "kubernetes.default.svc"),
+            ("10.96.0.1", "10.96.0.1"),
+            ("[fd00::1]", "fd00::1"),
+        ] {
+            let dialer = Dialer::new(host, 443, &tls(), second, second).unwrap();
+            assert_eq!(dialer.host, name);
+            assert_eq!(
+                dialer.server_name,
+                ServerName::try_from(name.to_owned()).unwrap()
+            );
+        }
+        let Err(err) = Dialer::new("not a host name!", 443, &tls(), second, second) else {
+            panic!("a host that is no TLS server name was accepted");
+        };
+        assert!(err.contains("not a host name!"), "{err}");
+    }
+}
