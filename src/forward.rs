@@ -93,7 +93,7 @@ pub struct ForwardContext<'a> {
     pub long_lived: bool,
 }
 
-pub(crate) type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
 
 /// The apiserver sluice forwards to.
 pub struct Upstream {

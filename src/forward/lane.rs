@@ -3,8 +3,8 @@
 //!
 //! With HTTP/2 there is nothing to pool: every request of a lane goes over the same
 //! connection, so hyper-util's pooled client only added work to each request (hashing the
-//! pool key byte by byte, a locked checkout, a larger future moved at every await, ~7%
-//! of sluice's instructions a request). Here a request clones the connection's sender (two
+//! pool key byte by byte, a locked checkout, a larger future moved at every await: ~5% of
+//! sluice's instructions a request, BENCHMARKS.md session 7). Here a request clones the connection's sender (two
 //! reference counts) and is on its way.
 //!
 //! The connection is dialled on first use and again whenever it has closed (a GOAWAY, a

@@ -32,6 +32,11 @@ async fn kubectl_reads_through_sluice_and_upstream_sees_only_sluices_identity() 
         })
         .expect("the pod list reached the upstream");
     assert_eq!(
+        pods.version,
+        Version::HTTP_2,
+        "the upstream speaks HTTP/2, so sluice does"
+    );
+    assert_eq!(
         pods.header("authorization"),
         Some(format!("Bearer {}", api.token()).as_str())
     );
