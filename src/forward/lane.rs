@@ -130,6 +130,9 @@ impl Dialer {
     }
 }
 
+/// The lane's connection as it holds it, and a sender of the request's own, cloned from it.
+type Taken = (Arc<SendRequest<Body>>, SendRequest<Body>);
+
 /// One kind of request's way to the upstream.
 pub(super) struct Lane {
     /// `None` for a plain `http://` upstream: HTTP/1.1 only.
@@ -180,10 +183,7 @@ impl Lane {
 
     /// The lane's open HTTP/2 connection (dialled if there is none), or `None` when the
     /// upstream speaks HTTP/1.1 only.
-    #[allow(clippy::type_complexity)]
-    async fn connection(
-        &self,
-    ) -> Result<Option<(Arc<SendRequest<Body>>, SendRequest<Body>)>, BoxError> {
+    async fn connection(&self) -> Result<Option<Taken>, BoxError> {
         if let Some(open) = self.open() {
             return Ok(Some(open));
         }
@@ -196,13 +196,13 @@ impl Lane {
     }
 
     /// Dials a new connection, unless another request did while this one waited its turn.
-    #[allow(clippy::type_complexity)]
-    async fn redial(
-        &self,
-    ) -> Result<Option<(Arc<SendRequest<Body>>, SendRequest<Body>)>, BoxError> {
+    async fn redial(&self) -> Result<Option<Taken>, BoxError> {
         let _one_dial = self.dialling.lock().await;
         if let Some(open) = self.open() {
             return Ok(Some(open));
+        }
+        if self.http1_only.load(Ordering::Relaxed) {
+            return Ok(None);
         }
         let Some(dialer) = &self.dialer else {
             return Ok(None);
@@ -221,7 +221,7 @@ impl Lane {
         }
     }
 
-    fn open(&self) -> Option<(Arc<SendRequest<Body>>, SendRequest<Body>)> {
+    fn open(&self) -> Option<Taken> {
         let connection = self.current.load_full()?;
         (!connection.is_closed()).then(|| {
             let sender = (*connection).clone();
