@@ -10,6 +10,7 @@
 #   (a third build: sluice_c with SLUICE_C_BIN)
 #   PROXIES="sluice sluice_quiet" benches/run-e2e.sh    # cost of the info log line a request
 #   PROXIES="sluice sluice_flush" benches/run-e2e.sh    # cost of fsync (audit.sync: flush)
+#   PROXIES="sluice sluice_1w nginx" benches/run-e2e.sh # one tokio worker, as the Deployment runs
 #
 # Environment: ROUNDS (3), DUR seconds a run (3), WARMUP (1), CONNS ("8 64 256"),
 # PROTOS ("h2 h1"), STREAMS per h2 connection (10), PROXIES ("direct sluice nginx kubectl"),
@@ -40,7 +41,7 @@ mkdir -p "$OUT"
 W=$(mktemp -d "$TARGET/bench-e2e/work.XXXXXX")   # a real disk: fsync must cost what it costs
 
 PORT_UP=18443 PORT_SLUICE=18444 PORT_NGINX=18445 PORT_KUBECTL=18446 PORT_SLUICE_B=18447
-PORT_SLUICE_Q=18448 PORT_SLUICE_F=18450 PORT_SLUICE_C=18451
+PORT_SLUICE_Q=18448 PORT_SLUICE_F=18450 PORT_SLUICE_C=18451 PORT_SLUICE_1W=18452
 TOKEN=sluice_bench-token-for-claude-code
 PATH_GET=/api/v1/namespaces/default/configmaps/bench
 
@@ -74,7 +75,7 @@ printf %s "$UPSTREAM_TOKEN" > "$W/upstream-token"
 PID_UP=$!; PIDS+=($PID_UP)
 wait_port $PORT_UP
 
-start_sluice() { # name port binary log-filter [audit sync]
+start_sluice() { # name port binary log-filter [audit sync] [tokio workers]
     local dir=$W/$1
     mkdir -p "$dir"
     write_agent_files "$dir"
@@ -87,7 +88,9 @@ policy: policy.yaml
 audit: {path: audit.jsonl, sync: ${5:-fsync}}
 admin: {listen: 127.0.0.1:0}
 EOF
-    SLUICE_LOG=$4 "${SRV[@]}" "$3" serve --config "$dir/sluice.yaml" > "$dir/stdout" 2> "$dir/sluice.log" &
+    local workers=()   # tokio panics on an empty TOKIO_WORKER_THREADS: set it only if asked
+    [[ -n ${6:-} ]] && workers=("TOKIO_WORKER_THREADS=$6")
+    env "${workers[@]}" SLUICE_LOG=$4 "${SRV[@]}" "$3" serve --config "$dir/sluice.yaml" > "$dir/stdout" 2> "$dir/sluice.log" &
     local pid=$!
     PIDS+=($pid)
     wait_port "$2"
@@ -114,6 +117,10 @@ for p in $PROXIES; do
     sluice_flush)
         PORT[sluice_flush]=$PORT_SLUICE_F; SCHEME[sluice_flush]=https
         PROCS[sluice_flush]=$(start_sluice sluice_flush $PORT_SLUICE_F "$SLUICE_BIN" "${SLUICE_LOG:-info}" flush); PIDS+=(${PROCS[sluice_flush]}) ;;
+    sluice_1w)
+        # One tokio worker: what the shipped Deployment (limits.cpu: "1") runs with.
+        PORT[sluice_1w]=$PORT_SLUICE_1W; SCHEME[sluice_1w]=https
+        PROCS[sluice_1w]=$(start_sluice sluice_1w $PORT_SLUICE_1W "$SLUICE_BIN" "${SLUICE_LOG:-info}" fsync 1); PIDS+=(${PROCS[sluice_1w]}) ;;
     nginx)
         mkdir -p "$W/nginx"
         cat > "$W/nginx/nginx.conf" <<EOF

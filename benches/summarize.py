@@ -36,7 +36,7 @@ def main(results, watches=None):
     pairs = [(a, b) for a, b in [
         ("sluice", "direct"), ("sluice", "nginx"), ("sluice", "kubectl"),
         ("sluice_b", "sluice"), ("sluice_c", "sluice"), ("sluice_quiet", "sluice"),
-        ("sluice_flush", "sluice"),
+        ("sluice_flush", "sluice"), ("sluice_1w", "sluice"), ("sluice_1w", "nginx"),
     ] if a in proxies and b in proxies]
     if pairs:
         print()
