@@ -8,6 +8,8 @@
 //! `"*"`.
 
 mod file;
+#[cfg(test)]
+mod file_tests;
 mod glob;
 mod label;
 #[cfg(test)]
