@@ -44,39 +44,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$HELPER" pki "$W"
-UPSTREAM_TOKEN=$(upstream_token)
-printf %s "$UPSTREAM_TOKEN" > "$W/upstream-token"
-"$HELPER" upstream "$W/server.crt" "$W/server.key" "127.0.0.1:$PORT_UP" > "$W/upstream.log" 2>&1 &
-PIDS+=($!)
-wait_port $PORT_UP
-
-write_agent_files "$W"
-
-load() { # requests
-    local proto=()
-    [[ $PROTO == h1 ]] && proto=(--h1)
-    h2load "${proto[@]}" -n "$1" -c "$CONNS" -m 1 -t 1 \
-        -H "authorization: Bearer $TOKEN" "https://127.0.0.1:$PORT_SLUICE$PATH_GET" > "$W/h2load.out"
-    local ok
-    ok=$(awk '/^requests:/ { print $8 }' "$W/h2load.out")
-    [[ $ok == "$1" ]] || { log "only $ok of $1 requests succeeded"; cat "$W/h2load.out" >&2; return 1; }
-}
+start_upstream "$W"
+load() { load_exactly "$1" "https://127.0.0.1:$PORT_SLUICE$PATH_GET" "$W/h2load.out"; }
 
 # One measurement: a fresh sluice under callgrind (instrumentation off), WARM requests, then
 # N counted ones; prints instructions per request.
 measure() { # binary tag
     local dir=$W/$2
     rm -rf "$dir" && mkdir -p "$dir"
-    cat > "$dir/sluice.yaml" <<EOF
-listen: 127.0.0.1:$PORT_SLUICE
-tls: {cert: ../server.crt, key: ../server.key}
-upstream: {server: "https://127.0.0.1:$PORT_UP", ca: ../ca.crt, token_file: ../upstream-token}
-credentials: ../credentials.yaml
-policy: ../policy.yaml
-audit: {path: audit.jsonl, sync: fsync}
-admin: {listen: 127.0.0.1:0}
-EOF
+    write_sluice_yaml "$dir/sluice.yaml" $PORT_SLUICE ..
     SLUICE_LOG=info valgrind --tool=callgrind --instr-atstart=no \
         --callgrind-out-file="$dir/callgrind.out.%p" \
         "$1" serve --config "$dir/sluice.yaml" > "$dir/stdout" 2> "$dir/sluice.log" &

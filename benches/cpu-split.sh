@@ -12,7 +12,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=${1:-$TARGET/release/sluice}
+BIN=$(realpath "${1:-$TARGET/release/sluice}")   # absolute: sluice runs from its work dir
 N=${N:-30000}
 CONNS=${CONNS:-64}
 PROTO=${PROTO:-h1}
@@ -29,34 +29,14 @@ W=$(mktemp -d "$TARGET/bench-e2e/cpu-split.XXXXXX")
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
 
-"$HELPER" pki "$W" > /dev/null
-upstream_token > "$W/upstream-token"
-"$HELPER" upstream "$W/server.crt" "$W/server.key" "127.0.0.1:$PORT_UP" > "$W/upstream.log" 2>&1 &
-PIDS+=($!)
-wait_port $PORT_UP
-write_agent_files "$W"
-cat > "$W/sluice.yaml" <<EOT
-listen: 127.0.0.1:$PORT_SLUICE
-tls: {cert: server.crt, key: server.key}
-upstream: {server: "https://127.0.0.1:$PORT_UP", ca: ca.crt, token_file: upstream-token}
-credentials: credentials.yaml
-policy: policy.yaml
-audit: {path: audit.jsonl, sync: ${SYNC:-fsync}}
-admin: {listen: 127.0.0.1:0}
-EOT
+start_upstream "$W"
+write_sluice_yaml "$W/sluice.yaml" $PORT_SLUICE . "${SYNC:-fsync}"
 (cd "$W" && SLUICE_LOG=info exec "$BIN" serve --config sluice.yaml > sluice.out 2> sluice.log) &
 SLUICE=$!
 PIDS+=($SLUICE)
 wait_port $PORT_SLUICE
 
-load() { # requests
-    local args=(-n "$1" -c "$CONNS" -t 1 -H "authorization: Bearer $TOKEN")
-    if [[ $PROTO == h1 ]]; then args+=(--h1 -m 1); else args+=(-m "$STREAMS"); fi
-    h2load "${args[@]}" "https://127.0.0.1:$PORT_SLUICE/api/v1/namespaces/default/configmaps/bench" > "$W/h2load.out"
-    local ok
-    ok=$(awk '/^requests:/ { print $8 }' "$W/h2load.out")
-    [[ $ok == "$1" ]] || { log "only $ok of $1 requests succeeded"; cat "$W/h2load.out" >&2; return 1; }
-}
+load() { load_exactly "$1" "https://127.0.0.1:$PORT_SLUICE/api/v1/namespaces/default/configmaps/bench" "$W/h2load.out"; }
 ticks() { awk '{ print $14, $15 }' "/proc/$SLUICE/stat"; }
 
 load 2000

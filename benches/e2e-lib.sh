@@ -64,3 +64,41 @@ signature = b"".join(hashlib.sha512(bytes([i])).digest() for i in range(4))  # 2
 print(f"{part(header)}.{part(claims)}.{b64(signature)}", end="")
 PY
 }
+
+# The bench upstream, and what sluice needs to reach it, in DIR: the PKI, the upstream token
+# and the bench agent's credentials and policy. Starts `bench_e2e upstream` ($HELPER) on
+# $PORT_UP, its pid added to PIDS.
+start_upstream() { # dir
+    "$HELPER" pki "$1" > /dev/null
+    upstream_token > "$1/upstream-token"
+    "$HELPER" upstream "$1/server.crt" "$1/server.key" "127.0.0.1:$PORT_UP" > "$1/upstream.log" 2>&1 &
+    PIDS+=($!)
+    wait_port "$PORT_UP"
+    write_agent_files "$1"
+}
+
+# sluice.yaml serving the bench agent on 127.0.0.1:PORT in front of the upstream on $PORT_UP,
+# with the files start_upstream wrote in SHARED (relative to the config file's directory).
+write_sluice_yaml() { # file port shared-dir [audit sync]
+    cat > "$1" <<EOT
+listen: 127.0.0.1:$2
+tls: {cert: $3/server.crt, key: $3/server.key}
+upstream: {server: "https://127.0.0.1:$PORT_UP", ca: $3/ca.crt, token_file: $3/upstream-token}
+credentials: $3/credentials.yaml
+policy: $3/policy.yaml
+audit: {path: audit.jsonl, sync: ${4:-fsync}}
+admin: {listen: 127.0.0.1:0}
+EOT
+}
+
+# Exactly N requests to URL as the bench agent with h2load: PROTO (h1 | h2), CONNS, STREAMS a
+# connection over HTTP/2 (1 unless set). h2load's report goes to OUT; fails unless every
+# request succeeded.
+load_exactly() { # requests url out
+    local args=(-n "$1" -c "$CONNS" -t 1 -H "authorization: Bearer $TOKEN")
+    if [[ $PROTO == h1 ]]; then args+=(--h1 -m 1); else args+=(-m "${STREAMS:-1}"); fi
+    h2load "${args[@]}" "$2" > "$3"
+    local ok
+    ok=$(awk '/^requests:/ { print $8 }' "$3")
+    [[ $ok == "$1" ]] || { log "only $ok of $1 requests succeeded"; cat "$3" >&2; return 1; }
+}

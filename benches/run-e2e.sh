@@ -74,20 +74,12 @@ printf %s "$UPSTREAM_TOKEN" > "$W/upstream-token"
 "${SRV[@]}" "$HELPER" upstream "$W/server.crt" "$W/server.key" "127.0.0.1:$PORT_UP" > "$W/upstream.log" 2>&1 &
 PID_UP=$!; PIDS+=($PID_UP)
 wait_port $PORT_UP
+write_agent_files "$W"
 
 start_sluice() { # name port binary log-filter [audit sync] [tokio workers]
     local dir=$W/$1
     mkdir -p "$dir"
-    write_agent_files "$dir"
-    cat > "$dir/sluice.yaml" <<EOF
-listen: 127.0.0.1:$2
-tls: {cert: ../server.crt, key: ../server.key}
-upstream: {server: "https://127.0.0.1:$PORT_UP", ca: ../ca.crt, token_file: ../upstream-token}
-credentials: credentials.yaml
-policy: policy.yaml
-audit: {path: audit.jsonl, sync: ${5:-fsync}}
-admin: {listen: 127.0.0.1:0}
-EOF
+    write_sluice_yaml "$dir/sluice.yaml" "$2" .. "${5:-fsync}"
     local workers=()   # tokio panics on an empty TOKIO_WORKER_THREADS: set it only if asked
     [[ -n ${6:-} ]] && workers=("TOKIO_WORKER_THREADS=$6")
     env "${workers[@]}" SLUICE_LOG=$4 "${SRV[@]}" "$3" serve --config "$dir/sluice.yaml" > "$dir/stdout" 2> "$dir/sluice.log" &
