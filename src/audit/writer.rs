@@ -15,6 +15,15 @@
 //! caller that finds it asleep signals it: polling the queue instead cost a third of
 //! sluice's CPU under load (`sched_yield` and the scheduler), CPU the proxy and its agents
 //! needed on a small machine.
+//!
+//! A detached event (a `complete` event, a refusal's decision: nobody waits for it) does not
+//! wake the writer while traffic flows: it goes out with the next event someone waits for,
+//! or at the latest [`DETACHED_WAIT`] after the writer last looked. With one request at a
+//! time, waking the writer for each request's `complete` event cost a thread switch, a
+//! `write` and most often an `fdatasync` of its own between two requests (about a quarter
+//! of sluice's CPU a request, `benches/cpu-split.sh` at one connection). After a quiet
+//! [`DETACHED_WAIT`] the writer sleeps until any event comes, so an idle sluice does not
+//! tick. On close everything queued is written.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -30,10 +39,15 @@ use super::timestamp::Utc;
 use super::{AuditError, Stats};
 use crate::config::SyncMode;
 
-/// How long an fsync batch may wait to grow back to the previous batch's size, or as long
+/// How long an fsync batch may wait to grow back to the previous batch's waiters, or as long
 /// as the last sync took if that is longer (on a slow disk a full batch is worth more):
 /// callers woken by the last ack are re-submitting, and one fsync for all of them beats two.
 const LINGER: Duration = Duration::from_micros(200);
+
+/// How long a detached event may wait in the queue for an event someone waits for, before
+/// the writer writes it anyway: what a crash of the process (not a clean stop, which
+/// drains the queue) can cost of `complete` events, on top of those not yet queued.
+pub(crate) const DETACHED_WAIT: Duration = Duration::from_millis(20);
 
 /// At most this many events go into one write, to bound the writer's buffer when a slow
 /// disk lets the queue grow; it also bounds how far a file can run past `rotate_bytes`
@@ -57,13 +71,26 @@ struct Batch {
     events: Vec<Encoded>,
     /// …and one waiter an event, in order.
     acks: Vec<Ack>,
-    /// The writer is asleep on `wake`: whoever opens a batch must signal.
-    idle: bool,
-    /// The writer lingers until the batch holds this many lines: whoever brings it there
+    /// How many of `acks` are waiters (not detached).
+    waiters: usize,
+    /// Whether the writer sleeps on `wake`, and for what: whoever brings it must signal.
+    sleep: Sleep,
+    /// The writer lingers until the batch holds this many waiters: whoever brings it there
     /// must signal (0: it does not linger).
     linger_for: usize,
     /// Every handle is gone: write what is left, then stop.
     closed: bool,
+}
+
+/// The writer's sleep, as callers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sleep {
+    /// Writing, or about to look at the batch: nobody signals.
+    Awake,
+    /// Until an event with a waiter comes (or [`DETACHED_WAIT`] passes).
+    ForWaiter,
+    /// Until any event comes: nothing came for a whole [`DETACHED_WAIT`].
+    ForAny,
 }
 
 impl Queue {
@@ -72,7 +99,8 @@ impl Queue {
             open: Mutex::new(Batch {
                 events: Vec::with_capacity(256),
                 acks: Vec::with_capacity(256),
-                idle: false,
+                waiters: 0,
+                sleep: Sleep::Awake,
                 linger_for: 0,
                 closed: false,
             }),
@@ -86,10 +114,17 @@ impl Queue {
         if batch.closed {
             return Err(ack);
         }
+        let waiter = ack.is_some();
         batch.events.push(event);
         batch.acks.push(ack);
-        if batch.idle || batch.acks.len() == batch.linger_for {
-            batch.idle = false;
+        batch.waiters += usize::from(waiter);
+        let wakes = match batch.sleep {
+            Sleep::Awake => false,
+            Sleep::ForWaiter => waiter,
+            Sleep::ForAny => true,
+        };
+        if wakes || (waiter && batch.waiters == batch.linger_for) {
+            batch.sleep = Sleep::Awake;
             batch.linger_for = 0;
             self.wake.notify_one();
         }
@@ -129,9 +164,11 @@ pub(crate) struct Writer {
     acks: Vec<Ack>,
     buf: Vec<u8>,
     flight_head: ChainHead,
-    /// How many lines the last batch had, and how long its sync took.
-    last_len: usize,
+    /// How many waiters the last batch had, and how long its sync took.
+    last_waiters: usize,
     last_sync: Duration,
+    /// [`DETACHED_WAIT`] (tests shorten or lengthen it).
+    detached_wait: Duration,
     /// Where durable batches' waiters go to be answered, once the writer runs.
     acker: Option<mpsc::UnboundedSender<Durable>>,
     stats: Arc<Stats>,
@@ -165,8 +202,9 @@ impl Writer {
             acks: Vec::with_capacity(256),
             buf: Vec::with_capacity(64 * 1024),
             flight_head: head,
-            last_len: 0,
+            last_waiters: 0,
             last_sync: Duration::ZERO,
+            detached_wait: DETACHED_WAIT,
             acker: None,
             stats,
         }
@@ -194,25 +232,43 @@ impl Writer {
         rx.try_recv().unwrap_or(Err(AuditError::Closed))
     }
 
-    /// Takes the open batch (up to [`MAX_BATCH`] events of it), sleeping until there is
-    /// one, and encodes it; `false` once the queue is closed and empty. With fsync, lingers
-    /// (asleep) for up to [`LINGER`] (or the last sync's duration) while the batch is
-    /// smaller than the last one.
+    /// Takes the open batch (up to [`MAX_BATCH`] events of it), sleeping until it holds an
+    /// event someone waits for (or detached ones waited [`DETACHED_WAIT`]), and encodes it;
+    /// `false` once the queue is closed and empty. With fsync, lingers (asleep) for up to
+    /// [`LINGER`] (or the last sync's duration) while the batch has fewer waiters than the
+    /// last one had.
     fn take(&mut self, queue: &Queue) -> bool {
         let mut batch = queue.lock();
-        while batch.acks.is_empty() {
-            if batch.closed {
-                return false;
+        let mut quiet = false;
+        while batch.waiters == 0 && !batch.closed {
+            if quiet && batch.acks.is_empty() {
+                batch.sleep = Sleep::ForAny;
+                batch = queue
+                    .wake
+                    .wait(batch)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                quiet = false;
+                continue;
             }
-            batch.idle = true;
-            batch = queue
+            batch.sleep = Sleep::ForWaiter;
+            let (woken, waited) = queue
                 .wake
-                .wait(batch)
+                .wait_timeout(batch, self.detached_wait)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
+            batch = woken;
+            if waited.timed_out() {
+                if !batch.acks.is_empty() {
+                    break;
+                }
+                quiet = true;
+            }
         }
-        batch.idle = false;
-        if self.sync == SyncMode::Fsync && batch.acks.len() < self.last_len && !batch.closed {
-            batch.linger_for = self.last_len;
+        batch.sleep = Sleep::Awake;
+        if batch.acks.is_empty() {
+            return false; // closed, and everything written
+        }
+        if self.sync == SyncMode::Fsync && batch.waiters < self.last_waiters && !batch.closed {
+            batch.linger_for = self.last_waiters;
             let deadline = Instant::now() + LINGER.max(self.last_sync);
             while batch.linger_for != 0 && !batch.closed {
                 let Some(left) = deadline.checked_duration_since(Instant::now()) else {
@@ -226,14 +282,18 @@ impl Writer {
             }
             batch.linger_for = 0;
         }
-        if batch.acks.len() > MAX_BATCH {
+        let waiters = if batch.acks.len() > MAX_BATCH {
             self.events.extend(batch.events.drain(..MAX_BATCH));
             self.acks.extend(batch.acks.drain(..MAX_BATCH));
+            let taken = self.acks.iter().filter(|ack| ack.is_some()).count();
+            batch.waiters -= taken;
+            taken
         } else {
             std::mem::swap(&mut batch.events, &mut self.events);
             std::mem::swap(&mut batch.acks, &mut self.acks);
-        }
-        self.last_len = self.acks.len();
+            std::mem::take(&mut batch.waiters)
+        };
+        self.last_waiters = waiters;
         drop(batch);
         // Outside the lock, while callers go on queueing the next batch.
         self.encode_batch();
@@ -425,5 +485,96 @@ mod tests {
         }
         assert_eq!(sizes, [MAX_BATCH, 10]);
         assert_eq!(writer.head.seq, (MAX_BATCH + 10) as u64);
+    }
+
+    fn flush_writer(dir: &std::path::Path, detached_wait: Duration) -> Writer {
+        let file = LogFile::open(&dir.join("audit.jsonl"), Faults::default()).unwrap();
+        let mut writer = Writer::new(
+            file,
+            ChainHead::GENESIS,
+            0,
+            SyncMode::Flush,
+            u64::MAX,
+            Arc::new(Stats::default()),
+        );
+        writer.detached_wait = detached_wait;
+        writer
+    }
+
+    fn complete() -> Encoded {
+        crate::audit::AuditEvent::new(Stage::Complete).into()
+    }
+
+    /// Nobody waits for a detached event, so it does not get a write of its own while
+    /// traffic flows: alone, it is taken once it has waited `detached_wait`; an event with
+    /// a waiter wakes the writer at once and takes it along, in order.
+    #[test]
+    fn a_detached_event_waits_for_an_awaited_one_or_its_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let wait = Duration::from_millis(30);
+        let mut writer = flush_writer(dir.path(), wait);
+        let queue = Queue::new();
+        queue.push(complete(), None).unwrap();
+        let start = Instant::now();
+        assert!(writer.take(&queue));
+        assert!(start.elapsed() >= wait, "taken after {:?}", start.elapsed());
+        assert_eq!(writer.acks.len(), 1);
+        writer.commit();
+
+        // Now a long wait: only the awaited event can end the sleep in time.
+        writer.detached_wait = Duration::from_secs(10);
+        let queue = Arc::new(Queue::new());
+        queue.push(complete(), None).unwrap();
+        let (tx, mut rx) = oneshot::channel();
+        let pusher = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                queue.push(complete(), Some(tx)).unwrap();
+            })
+        };
+        let start = Instant::now();
+        assert!(writer.take(&queue));
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the waiter did not wake it"
+        );
+        pusher.join().unwrap();
+        assert_eq!(
+            writer.acks.iter().map(Option::is_some).collect::<Vec<_>>(),
+            [false, true]
+        );
+        writer.commit();
+        assert_eq!(rx.try_recv().unwrap().unwrap(), 3);
+    }
+
+    /// After a quiet spell the writer sleeps until anything comes (an idle sluice does
+    /// not tick), and a detached event then still goes out after its wait; closing wakes
+    /// it and ends it once everything is written.
+    #[test]
+    fn a_quiet_writer_wakes_for_any_event_and_for_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let wait = Duration::from_millis(10);
+        let mut writer = flush_writer(dir.path(), wait);
+        let queue = Arc::new(Queue::new());
+        let pusher = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                while queue.lock().sleep != Sleep::ForAny {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                queue.push(complete(), None).unwrap();
+                while queue.lock().sleep != Sleep::ForAny {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                queue.close();
+            })
+        };
+        assert!(writer.take(&queue));
+        assert_eq!(writer.acks.len(), 1);
+        writer.commit();
+        assert!(!writer.take(&queue), "closed and empty");
+        pusher.join().unwrap();
+        assert_eq!(writer.head.seq, 1);
     }
 }
