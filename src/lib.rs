@@ -26,6 +26,7 @@ pub mod admin;
 pub mod approval;
 pub mod audit;
 pub mod authn;
+pub mod bytescan;
 pub mod classify;
 pub mod cli;
 pub mod config;

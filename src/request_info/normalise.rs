@@ -8,27 +8,7 @@
 //! double encoding and control characters.
 
 use super::{Parts, RequestInfoError};
-
-/// Whether any byte of `bytes` is one `test` picks: 16 bytes at a time with no branch inside
-/// a block, which compiles to vector instructions (a plain `any` or a `bool` fold does not).
-/// The tail is the last 16 bytes again, overlapping what was already looked at.
-pub(super) fn any_byte(bytes: &[u8], test: impl Fn(u8) -> bool) -> bool {
-    let hit = |block: &[u8; 16]| {
-        block
-            .iter()
-            .fold(0u8, |hit, &byte| hit | u8::from(test(byte)))
-            != 0
-    };
-    let (blocks, tail) = bytes.as_chunks::<16>();
-    if blocks.iter().any(hit) {
-        return true;
-    }
-    match bytes.last_chunk::<16>() {
-        Some(last) if !tail.is_empty() => hit(last),
-        Some(_) => false,
-        None => bytes.iter().any(|&byte| test(byte)),
-    }
-}
+use crate::bytescan::any_byte;
 
 /// Whether `byte` sends a path to the general [`normalise_path`]: `%` (something to decode),
 /// a control character or an uppercase letter (something to refuse). No short-circuits, so
@@ -337,18 +317,5 @@ mod tests {
             slash_bytes(u64::from_le_bytes(*b"//.\x000a//")),
             0x8080_0000_0000_8080
         );
-    }
-
-    #[test]
-    fn any_byte_looks_at_every_byte_of_every_length() {
-        for len in 0..50 {
-            let clean = vec![b'a'; len];
-            assert!(!any_byte(&clean, |b| b == b'%'), "{len}");
-            for at in 0..len {
-                let mut dirty = clean.clone();
-                dirty[at] = b'%';
-                assert!(any_byte(&dirty, |b| b == b'%'), "{len} {at}");
-            }
-        }
     }
 }

@@ -2,7 +2,8 @@
 //! `url.ParseQuery` decodes them, a duplicate of either refused.
 
 use super::RequestInfoError;
-use super::normalise::{any_byte, hex_pair, refuse, split_ascii};
+use super::normalise::{hex_pair, refuse, split_ascii};
+use crate::bytescan::any_byte;
 
 /// What sluice reads from the query string.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
