@@ -6,7 +6,8 @@
 #   benches/cpu-split.sh [sluice binary]        # the release build by default
 #
 # Environment: N requests measured (30000, after 2000 to warm up), CONNS (64), PROTO
-# (h1 | h2; h1), STREAMS per HTTP/2 connection (10), SYNC (fsync | flush; fsync). Needs
+# (h1 | h2; h1), STREAMS per HTTP/2 connection (10), SYNC (fsync | flush; fsync), SYSCALLS
+# (1: also count sluice's syscalls and context switches a request with `perf stat`). Needs
 # h2load (installed with apt-get if missing) and a release build of examples/bench_e2e.
 set -euo pipefail
 
@@ -40,9 +41,24 @@ load() { load_exactly "$1" "https://127.0.0.1:$PORT_SLUICE/api/v1/namespaces/def
 ticks() { awk '{ print $14, $15 }' "/proc/$SLUICE/stat"; }
 
 load 2000
+if [[ ${SYSCALLS:-0} == 1 ]]; then
+    need perf linux-perf
+    events=raw_syscalls:sys_enter,context-switches
+    for call in read write writev recvfrom sendto epoll_wait futex fdatasync; do
+        events+=,syscalls:sys_enter_$call
+    done
+    perf stat -x, -e "$events" -p "$SLUICE" -o "$W/perf.out" &
+    PERF=$!
+    sleep 0.5   # perf attaches to every thread before the load starts
+fi
 read -r user0 sys0 < <(ticks)
 load "$N"
 read -r user1 sys1 < <(ticks)
+if [[ ${SYSCALLS:-0} == 1 ]]; then
+    kill -INT "$PERF"
+    wait "$PERF" || true
+    awk -F, -v n="$N" '/^[0-9]/ { printf "  %-34s %6.2f a request\n", $3, $1 / n }' "$W/perf.out"
+fi
 hz=$(getconf CLK_TCK)
 awk -v u=$((user1 - user0)) -v s=$((sys1 - sys0)) -v n="$N" -v hz="$hz" \
     -v bin="$BIN" -v rate="$(awk '/^finished/ { print $4 }' "$W/h2load.out")" -v what="$PROTO x $CONNS" 'BEGIN {
