@@ -267,7 +267,9 @@ impl Writer {
         if batch.acks.is_empty() {
             return false; // closed, and everything written
         }
-        if self.sync == SyncMode::Fsync && batch.waiters < self.last_waiters && !batch.closed {
+        // (Detached events taken after their wait have no one to linger for.)
+        let fewer = 0 < batch.waiters && batch.waiters < self.last_waiters;
+        if self.sync == SyncMode::Fsync && fewer && !batch.closed {
             batch.linger_for = self.last_waiters;
             let deadline = Instant::now() + LINGER.max(self.last_sync);
             while batch.linger_for != 0 && !batch.closed {
