@@ -25,8 +25,8 @@
 //! [`DETACHED_WAIT`] the writer sleeps until any event comes, so an idle sluice does not
 //! tick. On close everything queued is written.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -38,6 +38,9 @@ use super::rotate::rotate;
 use super::timestamp::Utc;
 use super::{AuditError, Stats};
 use crate::config::SyncMode;
+pub(crate) use queue::Queue;
+
+mod queue;
 
 /// How long an fsync batch may wait to grow back to the previous batch's waiters, or as long
 /// as the last sync took if that is longer (on a slow disk a full batch is worth more):
@@ -56,96 +59,6 @@ const MAX_BATCH: usize = 4096;
 
 /// Where an event's seq (or the reason it was refused) goes; `None` for a detached event.
 pub(crate) type Ack = Option<oneshot::Sender<Result<u64, AuditError>>>;
-
-/// The open batch, shared by every caller and the writer thread.
-#[derive(Debug)]
-pub(crate) struct Queue {
-    open: Mutex<Batch>,
-    /// Signalled when the writer sleeps and a batch opens, and when the log closes.
-    wake: Condvar,
-}
-
-#[derive(Debug)]
-struct Batch {
-    /// The batch's events, their fields written by their callers…
-    events: Vec<Encoded>,
-    /// …and one waiter an event, in order.
-    acks: Vec<Ack>,
-    /// How many of `acks` are waiters (not detached).
-    waiters: usize,
-    /// Whether the writer sleeps on `wake`, and for what: whoever brings it must signal.
-    sleep: Sleep,
-    /// The writer lingers until the batch holds this many waiters: whoever brings it there
-    /// must signal (0: it does not linger).
-    linger_for: usize,
-    /// Every handle is gone: write what is left, then stop.
-    closed: bool,
-}
-
-/// The writer's sleep, as callers see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sleep {
-    /// Writing, or about to look at the batch: nobody signals.
-    Awake,
-    /// Until an event with a waiter comes (or [`DETACHED_WAIT`] passes).
-    ForWaiter,
-    /// Until any event comes: nothing came for a whole [`DETACHED_WAIT`].
-    ForAny,
-}
-
-impl Queue {
-    pub fn new() -> Queue {
-        Queue {
-            open: Mutex::new(Batch {
-                events: Vec::with_capacity(256),
-                acks: Vec::with_capacity(256),
-                waiters: 0,
-                sleep: Sleep::Awake,
-                linger_for: 0,
-                closed: false,
-            }),
-            wake: Condvar::new(),
-        }
-    }
-
-    /// Queues `event` in the open batch; `ack` hears its seq once it is durable.
-    pub fn push(&self, event: Encoded, ack: Ack) -> Result<(), Ack> {
-        let mut batch = self.lock();
-        if batch.closed {
-            return Err(ack);
-        }
-        let waiter = ack.is_some();
-        batch.events.push(event);
-        batch.acks.push(ack);
-        batch.waiters += usize::from(waiter);
-        let wakes = match batch.sleep {
-            Sleep::Awake => false,
-            Sleep::ForWaiter => waiter,
-            Sleep::ForAny => true,
-        };
-        if wakes || (waiter && batch.waiters == batch.linger_for) {
-            batch.sleep = Sleep::Awake;
-            batch.linger_for = 0;
-            self.wake.notify_one();
-        }
-        Ok(())
-    }
-
-    /// No more events will come: the writer drains what is open and stops.
-    pub fn close(&self) {
-        self.lock().closed = true;
-        self.wake.notify_one();
-    }
-
-    /// The lock, even if a thread panicked holding it: nothing done under it can panic
-    /// (two pushes and a swap; allocation failure aborts), so a poisoned lock still
-    /// guards a whole batch.
-    fn lock(&self) -> MutexGuard<'_, Batch> {
-        self.open
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
 
 /// The writer thread's side: the file, and where the durable chain ends.
 pub(crate) struct Writer {
@@ -238,51 +151,15 @@ impl Writer {
     /// [`LINGER`] (or the last sync's duration) while the batch has fewer waiters than the
     /// last one had.
     fn take(&mut self, queue: &Queue) -> bool {
-        let mut batch = queue.lock();
-        let mut quiet = false;
-        while batch.waiters == 0 && !batch.closed {
-            if quiet && batch.acks.is_empty() {
-                batch.sleep = Sleep::ForAny;
-                batch = queue
-                    .wake
-                    .wait(batch)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                quiet = false;
-                continue;
-            }
-            batch.sleep = Sleep::ForWaiter;
-            let (woken, waited) = queue
-                .wake
-                .wait_timeout(batch, self.detached_wait)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            batch = woken;
-            if waited.timed_out() {
-                if !batch.acks.is_empty() {
-                    break;
-                }
-                quiet = true;
-            }
-        }
-        batch.sleep = Sleep::Awake;
+        let mut batch = queue.wait_for_batch(self.detached_wait);
         if batch.acks.is_empty() {
             return false; // closed, and everything written
         }
         // (Detached events taken after their wait have no one to linger for.)
         let fewer = 0 < batch.waiters && batch.waiters < self.last_waiters;
         if self.sync == SyncMode::Fsync && fewer && !batch.closed {
-            batch.linger_for = self.last_waiters;
             let deadline = Instant::now() + LINGER.max(self.last_sync);
-            while batch.linger_for != 0 && !batch.closed {
-                let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                    break;
-                };
-                batch = queue
-                    .wake
-                    .wait_timeout(batch, left)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .0;
-            }
-            batch.linger_for = 0;
+            batch = queue.linger(batch, self.last_waiters, deadline);
         }
         let waiters = if batch.acks.len() > MAX_BATCH {
             self.events.extend(batch.events.drain(..MAX_BATCH));
@@ -453,130 +330,4 @@ fn answer(first_seq: u64, acks: &mut Vec<Ack>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::audit::event::Stage;
-    use crate::audit::file::Faults;
-
-    /// A queue that grew past [`MAX_BATCH`] (a slow disk) is written in bounded batches,
-    /// in order, and a batch is never taken empty.
-    #[test]
-    fn an_overgrown_queue_is_taken_in_bounded_batches() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = LogFile::open(&dir.path().join("audit.jsonl"), Faults::default()).unwrap();
-        let stats = Arc::new(Stats::default());
-        let mut writer = Writer::new(
-            file,
-            ChainHead::GENESIS,
-            0,
-            SyncMode::Flush,
-            u64::MAX,
-            stats,
-        );
-        let queue = Queue::new();
-        for _ in 0..MAX_BATCH + 10 {
-            queue
-                .push(crate::audit::AuditEvent::new(Stage::Complete).into(), None)
-                .unwrap();
-        }
-        queue.close();
-        let mut sizes = Vec::new();
-        while writer.take(&queue) {
-            sizes.push(writer.acks.len());
-            writer.commit();
-        }
-        assert_eq!(sizes, [MAX_BATCH, 10]);
-        assert_eq!(writer.head.seq, (MAX_BATCH + 10) as u64);
-    }
-
-    fn flush_writer(dir: &std::path::Path, detached_wait: Duration) -> Writer {
-        let file = LogFile::open(&dir.join("audit.jsonl"), Faults::default()).unwrap();
-        let mut writer = Writer::new(
-            file,
-            ChainHead::GENESIS,
-            0,
-            SyncMode::Flush,
-            u64::MAX,
-            Arc::new(Stats::default()),
-        );
-        writer.detached_wait = detached_wait;
-        writer
-    }
-
-    fn complete() -> Encoded {
-        crate::audit::AuditEvent::new(Stage::Complete).into()
-    }
-
-    /// Nobody waits for a detached event, so it does not get a write of its own while
-    /// traffic flows: alone, it is taken once it has waited `detached_wait`; an event with
-    /// a waiter wakes the writer at once and takes it along, in order.
-    #[test]
-    fn a_detached_event_waits_for_an_awaited_one_or_its_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let wait = Duration::from_millis(30);
-        let mut writer = flush_writer(dir.path(), wait);
-        let queue = Queue::new();
-        queue.push(complete(), None).unwrap();
-        let start = Instant::now();
-        assert!(writer.take(&queue));
-        assert!(start.elapsed() >= wait, "taken after {:?}", start.elapsed());
-        assert_eq!(writer.acks.len(), 1);
-        writer.commit();
-
-        // Now a long wait: only the awaited event can end the sleep in time.
-        writer.detached_wait = Duration::from_secs(10);
-        let queue = Arc::new(Queue::new());
-        queue.push(complete(), None).unwrap();
-        let (tx, mut rx) = oneshot::channel();
-        let pusher = {
-            let queue = queue.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(20));
-                queue.push(complete(), Some(tx)).unwrap();
-            })
-        };
-        let start = Instant::now();
-        assert!(writer.take(&queue));
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "the waiter did not wake it"
-        );
-        pusher.join().unwrap();
-        assert_eq!(
-            writer.acks.iter().map(Option::is_some).collect::<Vec<_>>(),
-            [false, true]
-        );
-        writer.commit();
-        assert_eq!(rx.try_recv().unwrap().unwrap(), 3);
-    }
-
-    /// After a quiet spell the writer sleeps until anything comes (an idle sluice does
-    /// not tick), and a detached event then still goes out after its wait; closing wakes
-    /// it and ends it once everything is written.
-    #[test]
-    fn a_quiet_writer_wakes_for_any_event_and_for_close() {
-        let dir = tempfile::tempdir().unwrap();
-        let wait = Duration::from_millis(10);
-        let mut writer = flush_writer(dir.path(), wait);
-        let queue = Arc::new(Queue::new());
-        let pusher = {
-            let queue = queue.clone();
-            std::thread::spawn(move || {
-                while queue.lock().sleep != Sleep::ForAny {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                queue.push(complete(), None).unwrap();
-                while queue.lock().sleep != Sleep::ForAny {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                queue.close();
-            })
-        };
-        assert!(writer.take(&queue));
-        assert_eq!(writer.acks.len(), 1);
-        writer.commit();
-        assert!(!writer.take(&queue), "closed and empty");
-        pusher.join().unwrap();
-        assert_eq!(writer.head.seq, 1);
-    }
-}
+mod tests;
