@@ -55,9 +55,13 @@ read -r user0 sys0 < <(ticks)
 load "$N"
 read -r user1 sys1 < <(ticks)
 if [[ ${SYSCALLS:-0} == 1 ]]; then
-    kill -INT "$PERF"
+    kill -INT "$PERF" 2>/dev/null || true
     wait "$PERF" || true
-    awk -F, -v n="$N" '/^[0-9]/ { printf "  %-34s %6.2f a request\n", $3, $1 / n }' "$W/perf.out"
+    if [[ -s $W/perf.out ]] && grep -q '^[0-9]' "$W/perf.out"; then
+        awk -F, -v n="$N" '/^[0-9]/ { printf "  %-34s %6.2f a request\n", $3, $1 / n }' "$W/perf.out"
+    else
+        log "perf stat counted nothing (tracepoints not readable here? perf_event_paranoid)"
+    fi
 fi
 hz=$(getconf CLK_TCK)
 awk -v u=$((user1 - user0)) -v s=$((sys1 - sys0)) -v n="$N" -v hz="$hz" \

@@ -4,11 +4,13 @@
 //! With HTTP/2 there is nothing to pool: every request of a lane goes over the same
 //! connection, so hyper-util's pooled client only added work to each request (hashing the
 //! pool key byte by byte, a locked checkout, a larger future moved at every await: ~5% of
-//! sluice's instructions a request, BENCHMARKS.md session 7). Here a request clones the connection's sender (two
-//! reference counts) and is on its way.
+//! sluice's instructions a request, BENCHMARKS.md session 7). Here a request clones the
+//! connection's sender (two reference counts) and is on its way.
 //!
 //! The connection is dialled on first use and again whenever it has closed (a GOAWAY, a
-//! reset, a failed keep-alive ping); one dial at a time, the others wait for it. A request
+//! reset, a failed keep-alive ping); one dial at a time, the others wait for it, and a dial
+//! that fails answers them all (dialling again one after another would make the last of
+//! them wait out every dial before its own, past `upstream.timeout`). A request
 //! the connection refused before sending a byte of it is sent once more on a fresh one:
 //! that cannot make anything happen twice. A request that was sent is never retried.
 //!
@@ -17,7 +19,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use http::{Request, Response};
@@ -83,8 +85,21 @@ impl Dialer {
         })
     }
 
+    /// TCP, then TLS and HTTP/2 handshakes, each within `connect_timeout` (a server that
+    /// accepts and never answers is as unreachable as one that refuses).
     async fn dial(&self) -> Result<Dialled, BoxError> {
         let tcp = self.connect().await?;
+        tokio::time::timeout(self.connect_timeout, self.handshake(tcp))
+            .await
+            .map_err(|_| {
+                format!(
+                    "TLS and HTTP/2 handshake with {}: no answer within {:?}",
+                    self.host, self.connect_timeout
+                )
+            })?
+    }
+
+    async fn handshake(&self, tcp: TcpStream) -> Result<Dialled, BoxError> {
         let tls = self
             .tls
             .connect(self.server_name.clone(), tcp)
@@ -133,12 +148,19 @@ impl Dialer {
 /// The lane's connection as it holds it, and a sender of the request's own, cloned from it.
 type Taken = (Arc<SendRequest<Body>>, SendRequest<Body>);
 
+/// When and why a lane's last dial failed.
+struct FailedDial {
+    at: Instant,
+    error: String,
+}
+
 /// One kind of request's way to the upstream.
 pub(super) struct Lane {
     /// `None` for a plain `http://` upstream: HTTP/1.1 only.
     dialer: Option<Arc<Dialer>>,
     current: ArcSwapOption<SendRequest<Body>>,
-    dialling: tokio::sync::Mutex<()>,
+    /// One dial at a time; holds how the last one failed, if it did.
+    dialling: tokio::sync::Mutex<Option<FailedDial>>,
     /// Set once the upstream has answered ALPN without h2.
     http1_only: AtomicBool,
     http1: HttpsClient,
@@ -150,7 +172,7 @@ impl Lane {
             http1_only: AtomicBool::new(dialer.is_none()),
             dialer,
             current: ArcSwapOption::empty(),
-            dialling: tokio::sync::Mutex::new(()),
+            dialling: tokio::sync::Mutex::new(None),
             http1,
         }
     }
@@ -195,19 +217,30 @@ impl Lane {
         Box::pin(self.redial()).await
     }
 
-    /// Dials a new connection, unless another request did while this one waited its turn.
+    /// Dials a new connection, unless another request did while this one waited its turn
+    /// (then it takes that connection, or that dial's failure).
     async fn redial(&self) -> Result<Option<Taken>, BoxError> {
-        let _one_dial = self.dialling.lock().await;
+        let asked = Instant::now();
+        let mut last_failure = self.dialling.lock().await;
         if let Some(open) = self.open() {
             return Ok(Some(open));
         }
         if self.http1_only.load(Ordering::Relaxed) {
             return Ok(None);
         }
+        if let Some(failed) = last_failure.as_ref().filter(|failed| failed.at >= asked) {
+            return Err(failed.error.clone().into());
+        }
         let Some(dialer) = &self.dialer else {
             return Ok(None);
         };
-        match dialer.dial().await? {
+        let dialled = dialer.dial().await.inspect_err(|error| {
+            *last_failure = Some(FailedDial {
+                at: Instant::now(),
+                error: error.to_string(),
+            });
+        })?;
+        match dialled {
             Dialled::Http2(sender) => {
                 let connection = Arc::new(sender.clone());
                 self.current.store(Some(connection.clone()));

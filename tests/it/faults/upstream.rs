@@ -52,6 +52,42 @@ async fn a_refused_connection_is_a_502_with_a_complete_event() {
     );
 }
 
+/// An upstream that accepts TCP and never answers the TLS handshake is unreachable after
+/// `connect_timeout`, like one that refuses; and requests that queued behind that one dial
+/// share its failure rather than each dialling in turn (the last would wait out every dial
+/// before its own and time out).
+#[tokio::test]
+async fn an_upstream_that_accepts_and_never_answers_is_a_502_for_every_waiting_request() {
+    let api = ApiServer::start().await;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let upstream = format!(
+        "upstream: {{server: \"https://127.0.0.1:{port}\", ca: upstream-ca.crt, token_file: upstream-token, connect_timeout: 1s, timeout: 4s}}\n"
+    );
+    let sluice = with_upstream(&api, upstream).await;
+    let request = raw::get(PODS);
+    let requests = (0..6).map(|_| exchange(&sluice, &request));
+    let texts = futures_util::future::join_all(requests).await;
+    for text in &texts {
+        assert_eq!(status(text), 502, "{text}");
+    }
+    let event = completion(&sluice, &texts[0]).await;
+    assert!(
+        event["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within"),
+        "{event}"
+    );
+    holder.abort();
+}
+
 #[tokio::test]
 async fn an_upstream_with_a_certificate_from_another_ca_is_a_502() {
     let api = ApiServer::start().await;
