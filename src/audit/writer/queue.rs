@@ -98,20 +98,14 @@ impl Queue {
         while batch.waiters == 0 && !batch.closed {
             if quiet && batch.acks.is_empty() {
                 batch.sleep = Sleep::ForAny;
-                batch = self
-                    .wake
-                    .wait(batch)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                batch = self.sleep(batch, None).0;
                 quiet = false;
                 continue;
             }
             batch.sleep = Sleep::ForWaiter;
-            let (woken, waited) = self
-                .wake
-                .wait_timeout(batch, detached_wait)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            batch = woken;
-            if waited.timed_out() {
+            let timed_out;
+            (batch, timed_out) = self.sleep(batch, Some(detached_wait));
+            if timed_out {
                 if !batch.acks.is_empty() {
                     break;
                 }
@@ -135,14 +129,34 @@ impl Queue {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 break;
             };
-            batch = self
-                .wake
-                .wait_timeout(batch, left)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
+            batch = self.sleep(batch, Some(left)).0;
         }
         batch.linger_for = 0;
         batch
+    }
+
+    /// Sleeps on `wake` (the lock released) until signalled, or for at most `limit`; true
+    /// if the limit passed. A poisoned lock is taken as [`Queue::lock`] takes it.
+    fn sleep<'q>(
+        &'q self,
+        batch: MutexGuard<'q, Batch>,
+        limit: Option<Duration>,
+    ) -> (MutexGuard<'q, Batch>, bool) {
+        match limit {
+            None => (
+                self.wake
+                    .wait(batch)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                false,
+            ),
+            Some(limit) => {
+                let (batch, waited) = self
+                    .wake
+                    .wait_timeout(batch, limit)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                (batch, waited.timed_out())
+            }
+        }
     }
 
     /// The lock, even if a thread panicked holding it: nothing done under it can panic
