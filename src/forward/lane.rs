@@ -34,6 +34,18 @@ use super::HttpsClient;
 use crate::executor::BoxingExecutor;
 use crate::{Body, BoxError};
 
+/// What one stream may hold unread: the most sluice buffers for a response its agent is not
+/// reading (hyper's own default, stated here because the bound matters). 2 MiB in flight
+/// keeps a large list at ~2 GB/s over a 1 ms round trip.
+const STREAM_WINDOW: u32 = 2 << 20;
+
+/// What the whole connection may hold unread: so large that only the streams' own windows
+/// ever bind. A lane's connection is shared by every agent, and HTTP/2 counts the bytes a
+/// stream holds unread against the connection too; with hyper's 5 MiB, three agents that
+/// stopped reading a large response stopped every response on the lane, for every agent.
+/// Go's HTTP/2 client (client-go's) makes the same choice, 1 GiB.
+const CONNECTION_WINDOW: u32 = 1 << 30;
+
 /// How sluice reaches the upstream over TLS: where, as whom it checks the certificate, and
 /// the HTTP/2 settings of every connection.
 pub(super) struct Dialer {
@@ -74,7 +86,9 @@ impl Dialer {
         http2
             .timer(TokioTimer::new())
             .keep_alive_interval(keep_alive)
-            .keep_alive_while_idle(true);
+            .keep_alive_while_idle(true)
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW);
         Ok(Dialer {
             host: host.to_owned(),
             port,

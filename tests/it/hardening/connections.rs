@@ -5,6 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http::{Request, Version};
+use http_body_util::Full;
 use rand::RngCore;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -12,10 +15,11 @@ use tokio::task::JoinSet;
 
 use crate::support::ApiServer;
 use crate::support::certs::DatedCa;
+use crate::support::client::HttpsClient;
 use crate::support::raw::{self, assert_still_serving, read_until_close, status, tls_config};
 use crate::support::rogue::{Behaviour, Rogue};
 use crate::support::rss::{open_fds, rss_kib};
-use crate::support::sluice::{Options, Sluice};
+use crate::support::sluice::{AGENT_TOKEN, Options, Sluice};
 
 const SPIFFE: &str = "spiffe://sluice.local/agent/cert-bot";
 
@@ -185,4 +189,66 @@ async fn a_client_that_never_reads_does_not_grow_sluice() {
             e["stage"] == "complete"
         })
         .await;
+}
+
+/// Agents that ask for a large object and never read it must not hold up anyone else: sluice
+/// shares one HTTP/2 connection to the apiserver among agents, so what it holds unread for
+/// one agent cannot be allowed to use up that connection's flow-control window.
+#[tokio::test]
+async fn agents_that_never_read_a_large_response_do_not_stall_other_agents() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    let data = "x".repeat(8 << 20);
+    api.put_object(
+        "configmaps",
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "big", "namespace": "default"}, "data": {"blob": data}}),
+    );
+    let url = format!("{}/api/v1/namespaces/default/configmaps/big", sluice.url());
+    let before = rss_kib(sluice.pid());
+    // Each stalled agent on its own connection, so only sluice's upstream side is shared.
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let client = HttpsClient::new(&sluice.ca.cert_pem(), Version::HTTP_2);
+        let request = Request::get(&url)
+            .header("authorization", format!("Bearer {AGENT_TOKEN}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = client.open(request).await;
+        assert_eq!(response.status(), 200);
+        stalled.push((client, response));
+    }
+    // Give the apiserver time to push what the windows allow.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // What sluice holds for them is bounded by each stream's own window (2 MiB upstream,
+    // hyper's send buffer towards the agent), not by the 32 MiB they asked for.
+    let after = rss_kib(sluice.pid());
+    eprintln!("RSS {before} KiB -> {after} KiB");
+    assert!(
+        after < before + 24 * 1024,
+        "RSS {before} KiB -> {after} KiB"
+    );
+    let probe = HttpsClient::new(&sluice.ca.cert_pem(), Version::HTTP_2);
+    let started = Instant::now();
+    let got = tokio::time::timeout(
+        Duration::from_secs(10),
+        probe.get(
+            &format!("{}/api/v1/namespaces/default/pods", sluice.url()),
+            &[("authorization", &format!("Bearer {AGENT_TOKEN}"))],
+        ),
+    )
+    .await;
+    let response = got.unwrap_or_else(|_| {
+        panic!(
+            "a small request waited 10 s behind agents that do not read\n{}",
+            sluice.log()
+        )
+    });
+    assert_eq!(response.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(stalled);
 }
