@@ -71,7 +71,9 @@ PY
 start_upstream() { # dir
     "$HELPER" pki "$1" > /dev/null
     upstream_token > "$1/upstream-token"
-    "$HELPER" upstream "$1/server.crt" "$1/server.key" "127.0.0.1:$PORT_UP" > "$1/upstream.log" 2>&1 &
+    # BODY: bytes of the object every GET gets (1 KB unless set).
+    "$HELPER" upstream "$1/server.crt" "$1/server.key" "127.0.0.1:$PORT_UP" ${BODY:+"$BODY"} \
+        > "$1/upstream.log" 2>&1 &
     PIDS+=($!)
     wait_port "$PORT_UP"
     write_agent_files "$1"

@@ -11,9 +11,11 @@
 #   PROXIES="sluice sluice_quiet" benches/run-e2e.sh    # cost of the info log line a request
 #   PROXIES="sluice sluice_flush" benches/run-e2e.sh    # cost of fsync (audit.sync: flush)
 #   PROXIES="sluice sluice_1w nginx" benches/run-e2e.sh # one tokio worker, as the Deployment runs
+#   BODY=4194304 CONNS="1 8" STREAMS=1 WATCHES=0 PROXIES="direct sluice nginx" benches/run-e2e.sh
+#                                                       # large responses (4 MB each): MB/s
 #
 # Environment: ROUNDS (3), DUR seconds a run (3), WARMUP (1), CONNS ("8 64 256"),
-# PROTOS ("h2 h1"), STREAMS per h2 connection (10), PROXIES ("direct sluice nginx kubectl"),
+# PROTOS ("h2 h1"), STREAMS per h2 connection (10), BODY (bytes of each response; 1000), PROXIES ("direct sluice nginx kubectl"),
 # WATCHES (2000; 0 skips the idle-watch RSS check), PIN (0; 1 = load generator on CPU 1,
 # servers on CPU 0), SLUICE_BIN / SLUICE_B_BIN / SLUICE_C_BIN (default: the release build), OUT (results dir),
 # TIME_LIMIT (1200 s for the whole script), NO_BUILD (1: use the binaries already built, for
@@ -71,7 +73,8 @@ if [[ $PIN == 1 ]]; then SRV=(taskset -c 0) GEN=(taskset -c 1); fi
 UPSTREAM_TOKEN=$(upstream_token)
 printf %s "$UPSTREAM_TOKEN" > "$W/upstream-token"
 
-"${SRV[@]}" "$HELPER" upstream "$W/server.crt" "$W/server.key" "127.0.0.1:$PORT_UP" > "$W/upstream.log" 2>&1 &
+"${SRV[@]}" "$HELPER" upstream "$W/server.crt" "$W/server.key" "127.0.0.1:$PORT_UP" ${BODY:+"$BODY"} \
+    > "$W/upstream.log" 2>&1 &
 PID_UP=$!; PIDS+=($PID_UP)
 wait_port $PORT_UP
 write_agent_files "$W"
@@ -151,6 +154,8 @@ http {
             proxy_ssl_trusted_certificate $W/ca.crt;
             proxy_ssl_name localhost;
             proxy_ssl_server_name off;
+            # Large responses stream through memory buffers, never a temp file on disk.
+            proxy_max_temp_file_size 0;
         }
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! bench_e2e pki DIR                      CA + a server certificate for 127.0.0.1/localhost
-//! bench_e2e upstream CERT KEY ADDR       a TLS (h2 + http/1.1) server: every GET gets a 1 KB
-//!                                        JSON object at once; `?watch=1|true` gets a chunked
-//!                                        stream that sends one event and never ends
+//! bench_e2e upstream CERT KEY ADDR [BYTES]
+//!                                        a TLS (h2 + http/1.1) server: every GET gets a JSON
+//!                                        object of ~BYTES (1 KB by default) at once;
+//!                                        `?watch=1|true` gets a chunked stream that sends one
+//!                                        event and never ends
 //! bench_e2e watchers URL CA TOKEN N SECS opens N HTTP/2 watch streams (200 a connection),
 //!                                        holds them SECS seconds, prints how many opened
 //! bench_e2e stats LOGFILE...             p50/p99 (ms) and count of h2load --log-file output
@@ -40,7 +42,10 @@ fn main() -> Result<(), Error> {
     match arg(0)? {
         "pki" => pki(Path::new(arg(1)?)),
         "stats" => stats(&args[1..]),
-        "upstream" => runtime()?.block_on(upstream(arg(1)?, arg(2)?, arg(3)?.parse()?)),
+        "upstream" => {
+            let bytes = args.get(4).map(|n| n.parse()).transpose()?.unwrap_or(1000);
+            runtime()?.block_on(upstream(arg(1)?, arg(2)?, arg(3)?.parse()?, bytes))
+        }
         "watchers" => runtime()?.block_on(watchers(
             arg(1)?,
             arg(2)?,
@@ -84,19 +89,21 @@ fn name(common_name: &str) -> DistinguishedName {
     name
 }
 
-/// A 1 KB JSON object, like a small Kubernetes ConfigMap.
-fn object() -> Bytes {
-    let mut data = String::new();
-    while data.len() < 900 {
-        data.push_str("abcdefghijklmnopqrstuvwxyz0123456789");
-    }
+/// A JSON object of about `bytes` (at least ~120), like a Kubernetes ConfigMap: 1 KB is a
+/// small one, megabytes stand for a large list.
+fn object(bytes: usize) -> Bytes {
+    let blob = bytes.saturating_sub(100).max(1);
+    let data: String = "abcdefghijklmnopqrstuvwxyz0123456789"
+        .chars()
+        .cycle()
+        .take(blob)
+        .collect();
     Bytes::from(format!(
-        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"bench","namespace":"default","resourceVersion":"1"}},"data":{{"blob":"{}"}}}}"#,
-        &data[..900]
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"bench","namespace":"default","resourceVersion":"1"}},"data":{{"blob":"{data}"}}}}"#
     ))
 }
 
-async fn upstream(cert: &str, key: &str, addr: SocketAddr) -> Result<(), Error> {
+async fn upstream(cert: &str, key: &str, addr: SocketAddr, bytes: usize) -> Result<(), Error> {
     let certs = rustls_pemfile::certs(&mut &std::fs::read(cert)?[..]).collect::<Result<_, _>>()?;
     let key = rustls_pemfile::private_key(&mut &std::fs::read(key)?[..])?.ok_or("no key")?;
     let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
@@ -108,7 +115,7 @@ async fn upstream(cert: &str, key: &str, addr: SocketAddr) -> Result<(), Error> 
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = TcpListener::bind(addr).await?;
-    let body = object();
+    let body = object(bytes);
     println!("upstream: serving on https://{}", listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;
