@@ -12,13 +12,11 @@ mod headers;
 mod lane;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::{self, PathAndQuery};
 use http::{Request, Response, Uri, Version};
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -30,6 +28,7 @@ use crate::permit::Permit;
 
 pub use auth::UpstreamAuth;
 use headers::{rewrite_request_headers, strip_hop_by_hop};
+pub use lane::LaneBody;
 use lane::{Dialer, Lane};
 
 /// Why a permitted request got no response from the upstream.
@@ -103,16 +102,14 @@ pub struct Upstream {
     /// trailing slash; usually empty.
     base_path: String,
     display: String,
-    /// HTTP/2 where the upstream speaks it (ALPN), else HTTP/1.1 (pooled). A lane is one
-    /// HTTP/2 connection, which carries at most the apiserver's stream limit (1000 by
-    /// default) at once. So requests that end go over a lane of their own, where they are
-    /// framed and flushed together (measured against spreading them over four: 7% more
-    /// requests/s at 64 and 256 agent connections, 6-8% less CPU a request), and streams
-    /// that stay open (watches, logs) over [`STREAM_LANES`] others, taken in turn, so that
-    /// 1,000 open watches never make ordinary requests wait for a stream.
+    /// HTTP/2 where the upstream speaks it (ALPN), else HTTP/1.1 (pooled). Requests that
+    /// end go over a lane of their own, where they share as few connections as their number
+    /// allows and are framed and flushed together (measured against spreading them over
+    /// four: 7% more requests/s at 64 and 256 agent connections, 6-8% less CPU a request),
+    /// and streams that stay open (watches, logs) over another, so that open watches never
+    /// crowd out ordinary requests. Each lane dials more connections as its streams need.
     lane: Lane,
-    stream_lanes: Box<[Lane]>,
-    next_stream_lane: AtomicUsize,
+    stream_lane: Lane,
     /// HTTP/1.1 only: upgrades (SPDY, WebSocket) need it.
     upgrade_client: HttpsClient,
     auth: UpstreamAuth,
@@ -182,8 +179,7 @@ impl Upstream {
             base_path,
             display,
             lane: lane(),
-            stream_lanes: (0..STREAM_LANES).map(|_| lane()).collect(),
-            next_stream_lane: AtomicUsize::new(0),
+            stream_lane: lane(),
             upgrade_client: build(false),
             auth,
             impersonate: config.impersonate,
@@ -213,7 +209,7 @@ impl Upstream {
         mut request: Request<Body>,
         ctx: ForwardContext<'_>,
         upgrade: bool,
-    ) -> Result<Response<Incoming>, ForwardError> {
+    ) -> Result<Response<LaneBody>, ForwardError> {
         *request.uri_mut() = self.upstream_uri(request.uri())?;
         // ALPN picks HTTP/2 or HTTP/1.1; a request must not insist on the agent's version.
         *request.version_mut() = Version::HTTP_11;
@@ -238,12 +234,10 @@ impl Upstream {
         }
         let sent = async {
             if upgrade {
-                Ok(self.upgrade_client.request(request).await?)
+                let response = self.upgrade_client.request(request).await?;
+                Ok(response.map(LaneBody::unslotted))
             } else if ctx.long_lived {
-                let turn = self.next_stream_lane.fetch_add(1, Ordering::Relaxed);
-                self.stream_lanes[turn % self.stream_lanes.len()]
-                    .send(request)
-                    .await
+                self.stream_lane.send(request).await
             } else {
                 self.lane.send(request).await
             }
@@ -291,10 +285,6 @@ impl Upstream {
         Uri::from_parts(parts).map_err(|e| unreachable(e.into()))
     }
 }
-
-/// How many HTTP/2 connections to spread long-lived streams over: open watches and log
-/// streams may reach this many times the apiserver's per-connection limit.
-const STREAM_LANES: usize = 3;
 
 /// How often an idle upstream connection is pinged (HTTP/2), so a dead one is noticed.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);

@@ -1,29 +1,43 @@
-//! A lane: one HTTP/2 connection to the upstream that a kind of request shares (requests
+//! A lane: the HTTP/2 connections to the upstream that a kind of request shares (requests
 //! that end, or long-lived streams), held directly rather than through a connection pool.
 //!
-//! With HTTP/2 there is nothing to pool: every request of a lane goes over the same
-//! connection, so hyper-util's pooled client only added work to each request (hashing the
-//! pool key byte by byte, a locked checkout, a larger future moved at every await: ~5% of
-//! sluice's instructions a request, BENCHMARKS.md session 7). Here a request clones the
-//! connection's sender (two reference counts) and is on its way.
+//! With HTTP/2 there is little to pool: a request of a lane goes over the lane's first
+//! connection with a stream to spare, so hyper-util's pooled client only added work to each
+//! request (hashing the pool key byte by byte, a locked checkout, a larger future moved at
+//! every await: ~5% of sluice's instructions a request, BENCHMARKS.md session 7). Here a
+//! request takes a stream slot (one atomic add), clones the connection's sender (two
+//! reference counts) and is on its way.
 //!
-//! The connection is dialled on first use and again whenever it has closed (a GOAWAY, a
-//! reset, a failed keep-alive ping); one dial at a time, the others wait for it, and a dial
-//! that fails answers them all (dialling again one after another would make the last of
-//! them wait out every dial before its own, past `upstream.timeout`). A request
-//! the connection refused before sending a byte of it is sent once more on a fresh one:
-//! that cannot make anything happen twice. A request that was sent is never retried.
+//! A connection carries at most as many streams at once as the server allows (its first
+//! SETTINGS frame says; kube-apiserver allows 100 by default since Kubernetes 1.29, 250 or
+//! 1000 before), and a stream past that would wait inside the connection for another to end
+//! (for a watch, as long as the watch before it lasts). So a lane dials another connection
+//! when all of its connections are full, so that open watches,
+//! long lists and responses an agent is slow to read never make other requests wait for a
+//! stream. A stream's slot is held until its response body ends or is dropped
+//! ([`LaneBody`]). Connections are dialled on first use and whenever every open one is full
+//! or closed (a GOAWAY, a reset, a failed keep-alive ping); one dial at a time, the others
+//! wait for it, and a dial that fails answers them all (dialling again one after another
+//! would make the last of them wait out every dial before its own, past
+//! `upstream.timeout`). A request the connection refused before sending a byte of it is sent
+//! once more on a fresh one: that cannot make anything happen twice. A request that was
+//! sent is never retried.
 //!
 //! An upstream that does not speak HTTP/2 (ALPN, or a plain `http://` server) is left to
 //! hyper-util's HTTP/1.1 pool, which is what HTTP/1.1 needs.
 
+mod settings;
+
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::ArcSwap;
+use bytes::Bytes;
 use http::{Request, Response};
-use hyper::body::Incoming;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
@@ -33,6 +47,12 @@ use tokio_rustls::TlsConnector;
 use super::HttpsClient;
 use crate::executor::BoxingExecutor;
 use crate::{Body, BoxError};
+use settings::Sniffed;
+
+/// Connections a lane opens at most (6,400 streams at kube-apiserver's default). Past that,
+/// requests share the least busy connection and wait there for a stream, rather than opening
+/// connections without end.
+const MAX_CONNECTIONS: usize = 64;
 
 /// What one stream may hold unread: the most sluice buffers for a response its agent is not
 /// reading (hyper's own default, stated here because the bound matters). 2 MiB in flight
@@ -59,7 +79,8 @@ pub(super) struct Dialer {
 
 /// What a dial gave.
 enum Dialled {
-    Http2(SendRequest<Body>),
+    /// The connection's sender, and its stream limit as the server's SETTINGS give it.
+    Http2(SendRequest<Body>, Arc<AtomicUsize>),
     /// The server chose HTTP/1.1 (or nothing) by ALPN.
     NotHttp2,
 }
@@ -122,13 +143,17 @@ impl Dialer {
         if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
             return Ok(Dialled::NotHttp2);
         }
+        let (tls, streams) = Sniffed::new(tls);
         let (sender, connection) = self.http2.handshake(TokioIo::new(tls)).await?;
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "upstream HTTP/2 connection ended");
             }
         });
-        Ok(Dialled::Http2(sender))
+        // The server's SETTINGS come at once; until they have, the lane would not know how
+        // many streams to put on this connection.
+        let _ = streams.heard.await;
+        Ok(Dialled::Http2(sender, streams.limit))
     }
 
     /// A TCP connection to the first of the host's addresses that answers.
@@ -159,8 +184,77 @@ impl Dialer {
     }
 }
 
-/// The lane's connection as it holds it, and a sender of the request's own, cloned from it.
-type Taken = (Arc<SendRequest<Body>>, SendRequest<Body>);
+/// One HTTP/2 connection of a lane and the streams it carries now.
+struct Connection {
+    sender: SendRequest<Body>,
+    streams: AtomicUsize,
+    /// The server's stream limit for this connection ([`settings`]).
+    max_streams: Arc<AtomicUsize>,
+}
+
+impl Connection {
+    /// A stream slot on this connection, if it is open and (unless `full_ok`) has one free.
+    fn slot(self: &Arc<Self>, full_ok: bool) -> Option<Slot> {
+        if self.sender.is_closed() {
+            return None;
+        }
+        let before = self.streams.fetch_add(1, Ordering::Relaxed);
+        if before >= self.max_streams.load(Ordering::Relaxed) && !full_ok {
+            self.streams.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Slot(self.clone()))
+    }
+}
+
+/// A stream's place on a connection, given back when dropped.
+struct Slot(Arc<Connection>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An upstream response body; over HTTP/2 it holds its stream's slot on the lane's
+/// connection until it ends or is dropped (an unread watch holds its slot as long as it is
+/// open, as it holds its stream).
+pub struct LaneBody {
+    body: Incoming,
+    slot: Option<Slot>,
+}
+
+impl LaneBody {
+    /// A body that holds no slot (HTTP/1.1).
+    pub(super) fn unslotted(body: Incoming) -> LaneBody {
+        LaneBody { body, slot: None }
+    }
+}
+
+impl HttpBody for LaneBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(None | Some(Err(_))) = polled {
+            // The stream is over: its slot is free for the next request at once.
+            self.slot = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
 
 /// When and why a lane's last dial failed.
 struct FailedDial {
@@ -172,7 +266,9 @@ struct FailedDial {
 pub(super) struct Lane {
     /// `None` for a plain `http://` upstream: HTTP/1.1 only.
     dialer: Option<Arc<Dialer>>,
-    current: ArcSwapOption<SendRequest<Body>>,
+    /// The open connections, in the order they were dialled; the first with a stream to
+    /// spare carries the next request.
+    connections: ArcSwap<Vec<Arc<Connection>>>,
     /// One dial at a time; holds how the last one failed, if it did.
     dialling: tokio::sync::Mutex<Option<FailedDial>>,
     /// Set once the upstream has answered ALPN without h2.
@@ -185,7 +281,7 @@ impl Lane {
         Lane {
             http1_only: AtomicBool::new(dialer.is_none()),
             dialer,
-            current: ArcSwapOption::empty(),
+            connections: ArcSwap::from_pointee(Vec::new()),
             dialling: tokio::sync::Mutex::new(None),
             http1,
         }
@@ -195,20 +291,27 @@ impl Lane {
     pub(super) async fn send(
         &self,
         request: Request<Body>,
-    ) -> Result<Response<Incoming>, BoxError> {
+    ) -> Result<Response<LaneBody>, BoxError> {
         let mut request = request;
         let mut fresh_tries = 1;
         loop {
-            let Some((connection, mut sender)) = self.connection().await? else {
-                return Ok(self.http1.request(request).await?);
+            let Some(slot) = self.slot().await? else {
+                let response = self.http1.request(request).await?;
+                return Ok(response.map(LaneBody::unslotted));
             };
+            let mut sender = slot.0.sender.clone();
             match sender.try_send_request(request).await {
-                Ok(response) => return Ok(response),
+                Ok(response) => {
+                    return Ok(response.map(|body| LaneBody {
+                        body,
+                        slot: Some(slot),
+                    }));
+                }
                 Err(mut err) => match err.take_message() {
                     // Refused before a byte was sent: the connection is closing.
                     Some(unsent) if fresh_tries > 0 => {
                         fresh_tries -= 1;
-                        self.current.compare_and_swap(&connection, None);
+                        self.forget(&slot.0);
                         request = unsent;
                     }
                     _ => return Err(Box::new(err.into_error())),
@@ -217,33 +320,39 @@ impl Lane {
         }
     }
 
-    /// The lane's open HTTP/2 connection (dialled if there is none), or `None` when the
-    /// upstream speaks HTTP/1.1 only.
-    async fn connection(&self) -> Result<Option<Taken>, BoxError> {
-        if let Some(open) = self.open() {
-            return Ok(Some(open));
+    /// A stream slot on one of the lane's connections (dialling one if every open connection
+    /// is full), or `None` when the upstream speaks HTTP/1.1 only.
+    async fn slot(&self) -> Result<Option<Slot>, BoxError> {
+        if let Some(slot) = self.free_slot() {
+            return Ok(Some(slot));
         }
         if self.http1_only.load(Ordering::Relaxed) {
             return Ok(None);
         }
         // Boxed: the dial's TLS handshake would otherwise make every request's future as
         // large as itself, and that future is moved at each await.
-        Box::pin(self.redial()).await
+        Box::pin(self.dial_for_slot()).await
     }
 
     /// Dials a new connection, unless another request did while this one waited its turn
-    /// (then it takes that connection, or that dial's failure).
-    async fn redial(&self) -> Result<Option<Taken>, BoxError> {
+    /// (then it takes a slot there, or that dial's failure).
+    async fn dial_for_slot(&self) -> Result<Option<Slot>, BoxError> {
         let asked = Instant::now();
         let mut last_failure = self.dialling.lock().await;
-        if let Some(open) = self.open() {
-            return Ok(Some(open));
+        if let Some(slot) = self.free_slot() {
+            return Ok(Some(slot));
         }
         if self.http1_only.load(Ordering::Relaxed) {
             return Ok(None);
         }
         if let Some(failed) = last_failure.as_ref().filter(|failed| failed.at >= asked) {
             return Err(failed.error.clone().into());
+        }
+        let open = self.open_connections();
+        if open.len() >= MAX_CONNECTIONS
+            && let Some(slot) = least_busy(&open).and_then(|c| c.slot(true))
+        {
+            return Ok(Some(slot));
         }
         let Some(dialer) = &self.dialer else {
             return Ok(None);
@@ -255,10 +364,19 @@ impl Lane {
             });
         })?;
         match dialled {
-            Dialled::Http2(sender) => {
-                let connection = Arc::new(sender.clone());
-                self.current.store(Some(connection.clone()));
-                Ok(Some((connection, sender)))
+            Dialled::Http2(sender, max_streams) => {
+                let connection = Arc::new(Connection {
+                    sender,
+                    streams: AtomicUsize::new(0),
+                    max_streams,
+                });
+                let slot = connection
+                    .slot(true)
+                    .ok_or("the new upstream connection closed at once")?;
+                let mut connections = self.open_connections();
+                connections.push(connection);
+                self.connections.store(Arc::new(connections));
+                Ok(Some(slot))
             }
             Dialled::NotHttp2 => {
                 tracing::info!("the upstream does not speak HTTP/2; using HTTP/1.1");
@@ -268,13 +386,42 @@ impl Lane {
         }
     }
 
-    fn open(&self) -> Option<Taken> {
-        let connection = self.current.load_full()?;
-        (!connection.is_closed()).then(|| {
-            let sender = (*connection).clone();
-            (connection, sender)
-        })
+    /// A free stream slot on the first open connection that has one.
+    fn free_slot(&self) -> Option<Slot> {
+        self.connections
+            .load()
+            .iter()
+            .find_map(|connection| connection.slot(false))
     }
+
+    /// The connections that are still open (closed ones are dropped from the lane when the
+    /// next dial stores the list).
+    fn open_connections(&self) -> Vec<Arc<Connection>> {
+        let connections = self.connections.load();
+        connections
+            .iter()
+            .filter(|c| !c.sender.is_closed())
+            .cloned()
+            .collect()
+    }
+
+    /// Takes `closing` out of the lane: it refused a request, so it takes no more.
+    fn forget(&self, closing: &Arc<Connection>) {
+        self.connections.rcu(|connections| {
+            connections
+                .iter()
+                .filter(|c| !Arc::ptr_eq(c, closing))
+                .cloned()
+                .collect::<Vec<_>>()
+        });
+    }
+}
+
+/// The open connection carrying the fewest streams.
+fn least_busy(connections: &[Arc<Connection>]) -> Option<&Arc<Connection>> {
+    connections
+        .iter()
+        .min_by_key(|c| c.streams.load(Ordering::Relaxed))
 }
 
 #[cfg(test)]

@@ -246,7 +246,7 @@ impl Proxy {
     /// Streams the upstream's response back, or splices an accepted upgrade.
     fn respond(
         &self,
-        mut response: Response<Incoming>,
+        mut response: Response<crate::forward::LaneBody>,
         on_upgrade: Option<hyper::upgrade::OnUpgrade>,
         record: Record,
     ) -> Response<Body> {

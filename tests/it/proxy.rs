@@ -120,16 +120,17 @@ async fn a_watch_event_reaches_the_agent_through_sluice() {
     assert!(line.contains("watched"));
 }
 
-/// hyper opens one HTTP/2 connection a pool and never a second when the apiserver's
-/// stream limit is reached: open watches must not take the streams ordinary requests need.
+/// An HTTP/2 connection carries at most the apiserver's stream limit at once: more open
+/// watches than one connection can carry must all open (on more connections), and must not
+/// take the streams ordinary requests need.
 #[tokio::test]
-async fn open_watches_do_not_hold_up_other_requests() {
+async fn open_watches_past_the_stream_limit_all_open_and_do_not_hold_up_other_requests() {
     let limit = 4;
     let api = ApiServer::start_with_stream_limit(Some(limit)).await;
     let sluice = Sluice::start(&api).await;
     let client = crate::support::client::HttpsClient::new(&sluice.ca.cert_pem(), Version::HTTP_2);
     let auth = format!("Bearer {AGENT_TOKEN}");
-    // Enough watches to fill every connection's streams had they been spread over four.
+    // Four connections' worth.
     let watches = 4 * limit as usize;
     let url = format!(
         "{}/api/v1/namespaces/default/configmaps?watch=1",
@@ -148,13 +149,13 @@ async fn open_watches_do_not_hold_up_other_requests() {
         })
         .collect();
     for _ in 0..400 {
-        if api.open_watches() >= 3 * limit as usize {
+        if api.open_watches() >= watches {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(
-        api.open_watches() >= 3 * limit as usize,
+        api.open_watches() >= watches,
         "only {} watches opened; {}",
         api.open_watches(),
         sluice.log()

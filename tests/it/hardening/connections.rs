@@ -198,6 +198,37 @@ async fn a_client_that_never_reads_does_not_grow_sluice() {
 async fn agents_that_never_read_a_large_response_do_not_stall_other_agents() {
     let api = ApiServer::start().await;
     let sluice = Sluice::start(&api).await;
+    let before = rss_kib(sluice.pid());
+    let stalled = stall_agents(&api, &sluice, 4).await;
+    // What sluice holds for them is bounded by each stream's own window (2 MiB upstream,
+    // hyper's send buffer towards the agent), not by the 32 MiB they asked for.
+    let after = rss_kib(sluice.pid());
+    assert!(
+        after < before + 24 * 1024,
+        "RSS {before} KiB -> {after} KiB"
+    );
+    assert_answered_soon(&sluice).await;
+    drop(stalled);
+}
+
+/// Nor may they take every stream the apiserver allows on a connection: past its limit,
+/// sluice opens another connection rather than make other agents' requests wait.
+#[tokio::test]
+async fn agents_that_never_read_do_not_take_the_streams_others_need() {
+    let api = ApiServer::start_with_stream_limit(Some(4)).await;
+    let sluice = Sluice::start(&api).await;
+    let stalled = stall_agents(&api, &sluice, 6).await;
+    assert_answered_soon(&sluice).await;
+    drop(stalled);
+}
+
+/// `count` agents, each on its own connection (so only sluice's upstream side is shared),
+/// that ask for an 8 MB object and read none of it; returned so they stay open.
+async fn stall_agents(
+    api: &ApiServer,
+    sluice: &Sluice,
+    count: usize,
+) -> Vec<(HttpsClient, http::Response<hyper::body::Incoming>)> {
     let data = "x".repeat(8 << 20);
     api.put_object(
         "configmaps",
@@ -205,29 +236,26 @@ async fn agents_that_never_read_a_large_response_do_not_stall_other_agents() {
             "metadata": {"name": "big", "namespace": "default"}, "data": {"blob": data}}),
     );
     let url = format!("{}/api/v1/namespaces/default/configmaps/big", sluice.url());
-    let before = rss_kib(sluice.pid());
-    // Each stalled agent on its own connection, so only sluice's upstream side is shared.
     let mut stalled = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..count {
         let client = HttpsClient::new(&sluice.ca.cert_pem(), Version::HTTP_2);
         let request = Request::get(&url)
             .header("authorization", format!("Bearer {AGENT_TOKEN}"))
             .body(Full::new(Bytes::new()))
             .unwrap();
-        let response = client.open(request).await;
+        let response = tokio::time::timeout(Duration::from_secs(10), client.open(request))
+            .await
+            .unwrap_or_else(|_| panic!("no response head in 10 s\n{}", sluice.log()));
         assert_eq!(response.status(), 200);
         stalled.push((client, response));
     }
     // Give the apiserver time to push what the windows allow.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    // What sluice holds for them is bounded by each stream's own window (2 MiB upstream,
-    // hyper's send buffer towards the agent), not by the 32 MiB they asked for.
-    let after = rss_kib(sluice.pid());
-    eprintln!("RSS {before} KiB -> {after} KiB");
-    assert!(
-        after < before + 24 * 1024,
-        "RSS {before} KiB -> {after} KiB"
-    );
+    stalled
+}
+
+/// A small request from another agent is answered within 5 s.
+async fn assert_answered_soon(sluice: &Sluice) {
     let probe = HttpsClient::new(&sluice.ca.cert_pem(), Version::HTTP_2);
     let started = Instant::now();
     let got = tokio::time::timeout(
@@ -250,5 +278,4 @@ async fn agents_that_never_read_a_large_response_do_not_stall_other_agents() {
         "{:?}",
         started.elapsed()
     );
-    drop(stalled);
 }
