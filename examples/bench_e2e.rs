@@ -128,8 +128,9 @@ async fn upstream(cert: &str, key: &str, addr: SocketAddr, bytes: usize) -> Resu
             };
             let service = hyper::service::service_fn(move |req| answer(req, body.clone()));
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            // kube-apiserver allows 1000 streams a connection (--http2-max-streams-per-connection).
-            builder.http2().max_concurrent_streams(1000);
+            // kube-apiserver allows 100 streams a connection unless
+            // --http2-max-streams-per-connection says otherwise (since Kubernetes 1.29).
+            builder.http2().max_concurrent_streams(100);
             let _ = builder.serve_connection(TokioIo::new(tls), service).await;
         });
     }
