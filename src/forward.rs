@@ -28,7 +28,7 @@ use crate::permit::Permit;
 
 pub use auth::UpstreamAuth;
 use headers::{rewrite_request_headers, strip_hop_by_hop};
-pub use lane::LaneBody;
+pub use lane::UpstreamBody;
 use lane::{Dialer, Lane};
 
 /// Why a permitted request got no response from the upstream.
@@ -209,7 +209,7 @@ impl Upstream {
         mut request: Request<Body>,
         ctx: ForwardContext<'_>,
         upgrade: bool,
-    ) -> Result<Response<LaneBody>, ForwardError> {
+    ) -> Result<Response<UpstreamBody>, ForwardError> {
         *request.uri_mut() = self.upstream_uri(request.uri())?;
         // ALPN picks HTTP/2 or HTTP/1.1; a request must not insist on the agent's version.
         *request.version_mut() = Version::HTTP_11;
@@ -235,7 +235,7 @@ impl Upstream {
         let sent = async {
             if upgrade {
                 let response = self.upgrade_client.request(request).await?;
-                Ok(response.map(LaneBody::unslotted))
+                Ok(response.map(UpstreamBody::unslotted))
             } else if ctx.long_lived {
                 self.stream_lane.send(request).await
             } else {

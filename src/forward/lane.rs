@@ -5,23 +5,23 @@
 //! connection with a stream to spare, so hyper-util's pooled client only added work to each
 //! request (hashing the pool key byte by byte, a locked checkout, a larger future moved at
 //! every await: ~5% of sluice's instructions a request, BENCHMARKS.md session 7). Here a
-//! request takes a stream slot (one atomic add), clones the connection's sender (two
-//! reference counts) and is on its way.
+//! request takes a stream slot (an atomic add and a reference count), clones the
+//! connection's sender (two reference counts) and is on its way.
 //!
 //! A connection carries at most as many streams at once as the server allows (its first
 //! SETTINGS frame says; kube-apiserver allows 100 by default since Kubernetes 1.29, 250 or
 //! 1000 before), and a stream past that would wait inside the connection for another to end
 //! (for a watch, as long as the watch before it lasts). So a lane dials another connection
-//! when all of its connections are full, so that open watches,
-//! long lists and responses an agent is slow to read never make other requests wait for a
-//! stream. A stream's slot is held until its response body ends or is dropped
-//! ([`LaneBody`]). Connections are dialled on first use and whenever every open one is full
-//! or closed (a GOAWAY, a reset, a failed keep-alive ping); one dial at a time, the others
-//! wait for it, and a dial that fails answers them all (dialling again one after another
-//! would make the last of them wait out every dial before its own, past
-//! `upstream.timeout`). A request the connection refused before sending a byte of it is sent
-//! once more on a fresh one: that cannot make anything happen twice. A request that was
-//! sent is never retried.
+//! when all of its connections are full, and open watches, long lists and responses an agent
+//! is slow to read never make other requests wait for a stream. A stream's slot is held
+//! until its response body ends or is dropped ([`UpstreamBody`]).
+//!
+//! Connections are dialled on first use and whenever every open one is full or closed (a
+//! GOAWAY, a reset, a failed keep-alive ping); one dial at a time, the others wait for it,
+//! and a dial that fails answers them all (dialling again one after another would make the
+//! last of them wait out every dial before its own, past `upstream.timeout`). A request the
+//! connection refused before sending a byte of it is sent once more on a fresh one: that
+//! cannot make anything happen twice. A request that was sent is never retried.
 //!
 //! An upstream that does not speak HTTP/2 (ALPN, or a plain `http://` server) is left to
 //! hyper-util's HTTP/1.1 pool, which is what HTTP/1.1 needs.
@@ -216,22 +216,22 @@ impl Drop for Slot {
     }
 }
 
-/// An upstream response body; over HTTP/2 it holds its stream's slot on the lane's
-/// connection until it ends or is dropped (an unread watch holds its slot as long as it is
-/// open, as it holds its stream).
-pub struct LaneBody {
+/// An upstream response body. Over a lane's HTTP/2 connection it holds its stream's slot
+/// until it ends or is dropped (an unread watch holds its slot as long as it is open, as it
+/// holds its stream); over HTTP/1.1 (and for upgrades) it holds none.
+pub struct UpstreamBody {
     body: Incoming,
     slot: Option<Slot>,
 }
 
-impl LaneBody {
+impl UpstreamBody {
     /// A body that holds no slot (HTTP/1.1).
-    pub(super) fn unslotted(body: Incoming) -> LaneBody {
-        LaneBody { body, slot: None }
+    pub(super) fn unslotted(body: Incoming) -> UpstreamBody {
+        UpstreamBody { body, slot: None }
     }
 }
 
-impl HttpBody for LaneBody {
+impl HttpBody for UpstreamBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -291,18 +291,18 @@ impl Lane {
     pub(super) async fn send(
         &self,
         request: Request<Body>,
-    ) -> Result<Response<LaneBody>, BoxError> {
+    ) -> Result<Response<UpstreamBody>, BoxError> {
         let mut request = request;
         let mut fresh_tries = 1;
         loop {
             let Some(slot) = self.slot().await? else {
                 let response = self.http1.request(request).await?;
-                return Ok(response.map(LaneBody::unslotted));
+                return Ok(response.map(UpstreamBody::unslotted));
             };
             let mut sender = slot.0.sender.clone();
             match sender.try_send_request(request).await {
                 Ok(response) => {
-                    return Ok(response.map(|body| LaneBody {
+                    return Ok(response.map(|body| UpstreamBody {
                         body,
                         slot: Some(slot),
                     }));

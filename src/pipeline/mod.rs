@@ -25,7 +25,9 @@ use crate::authn::{AgentIdentity, Credentials};
 use crate::classify::classify;
 use crate::config::LimitsConfig;
 use crate::error::Refusal;
-use crate::forward::{ForwardContext, ForwardError, Upstream, X_REQUEST_ID, per_request_value};
+use crate::forward::{
+    ForwardContext, ForwardError, Upstream, UpstreamBody, X_REQUEST_ID, per_request_value,
+};
 use crate::listener::Peer;
 use crate::metrics::Metrics;
 use crate::permit::Permit;
@@ -246,7 +248,7 @@ impl Proxy {
     /// Streams the upstream's response back, or splices an accepted upgrade.
     fn respond(
         &self,
-        mut response: Response<crate::forward::LaneBody>,
+        mut response: Response<UpstreamBody>,
         on_upgrade: Option<hyper::upgrade::OnUpgrade>,
         record: Record,
     ) -> Response<Body> {
