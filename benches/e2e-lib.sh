@@ -18,12 +18,16 @@ wait_port() { # port [tries of 0.05 s]
 }
 
 # The one agent the benches send as ($TOKEN), allowed every tier everywhere.
+# AGENTS (1 unless set): how many agents credentials.yaml lists; the bench agent is the last.
 write_agent_files() { # dir
-    cat > "$1/credentials.yaml" <<EOT
-agents:
-  - {name: claude-code, token_sha256: "$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)"}
-approvers: []
-EOT
+    {
+        echo "agents:"
+        python3 -c 'import hashlib, sys
+for i in range(int(sys.argv[1]) - 1):
+    print("  - {name: agent-%d, token_sha256: \"%s\"}" % (i, hashlib.sha256(b"sluice_other-%d" % i).hexdigest()))' "${AGENTS:-1}"
+        echo "  - {name: claude-code, token_sha256: \"$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)\"}"
+        echo "approvers: []"
+    } > "$1/credentials.yaml"
     cat > "$1/policy.yaml" <<'EOT'
 default: deny
 agents:

@@ -2,6 +2,7 @@
 //! representative requests (target ≤ 100 ns each), and each stage on its own (`stage/…`),
 //! to show where the time goes, and for the refused ones the message the agent is told
 //! (`stage/…/refusal_message`: built only when a refusal is sent, not part of deciding).
+//! `authenticate/{n}_agents`: finding the agent of a bearer token among n agents.
 //!
 //!     cargo bench --bench hot_path
 
@@ -13,7 +14,8 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::{Method, Uri};
+use http::{HeaderMap, HeaderValue, Method, Uri};
+use sluice::authn::{Credentials, token_sha256};
 use sluice::classify::classify;
 use sluice::policy::{Action, Policy};
 use sluice::request_info::RequestInfo;
@@ -123,6 +125,37 @@ fn stages(c: &mut Criterion) {
     group.finish();
 }
 
+/// Authentication by bearer token as the number of agents grows: every request pays it.
+fn authenticate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("authenticate");
+    for agents in [1usize, 100, 10_000] {
+        let mut yaml = String::from("agents:\n");
+        for i in 0..agents {
+            let token = format!("sluice_bench-token-{i}");
+            yaml.push_str(&format!(
+                "  - {{name: agent-{i}, token_sha256: {}}}\n",
+                token_sha256(&token)
+            ));
+        }
+        let credentials = Credentials::from_yaml(&yaml, Path::new("credentials.yaml"))
+            .unwrap_or_else(|e| panic!("bench credentials: {e}"));
+        let mut headers = HeaderMap::new();
+        let last = format!("Bearer sluice_bench-token-{}", agents - 1);
+        headers.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_str(&last).unwrap_or_else(|e| panic!("{e}")),
+        );
+        group.bench_function(format!("{agents}_agents"), |b| {
+            b.iter(|| {
+                let who = credentials.authenticate(black_box(&headers), None);
+                black_box(who.unwrap_or_else(|e| panic!("{e}")))
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(benches, hot_path);
 criterion_group!(per_stage, stages);
-criterion_main!(benches, per_stage);
+criterion_group!(authn, authenticate);
+criterion_main!(benches, per_stage, authn);

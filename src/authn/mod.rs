@@ -59,9 +59,9 @@ pub enum AuthnError {
 /// `credentials.yaml`, validated: agents and approvers by token hash and SPIFFE id.
 #[derive(Debug, Default)]
 pub struct Credentials {
-    agent_tokens: Vec<([u8; 32], Arc<AgentEntry>)>,
+    agent_tokens: TokenIndex<Arc<AgentEntry>>,
     agent_spiffe: HashMap<String, Arc<AgentEntry>>,
-    approver_tokens: Vec<([u8; 32], Arc<str>)>,
+    approver_tokens: TokenIndex<Arc<str>>,
     agent_names: Vec<Arc<str>>,
     approver_names: Vec<Arc<str>>,
 }
@@ -117,7 +117,7 @@ impl Credentials {
                         "the same token hash is listed twice".into(),
                     ));
                 }
-                creds.agent_tokens.push((hash, entry.clone()));
+                creds.agent_tokens.insert(hash, entry.clone());
             }
             if let Some(id) = agent.spiffe_id {
                 if !id.starts_with("spiffe://") || id.len() <= "spiffe://".len() {
@@ -158,7 +158,7 @@ impl Credentials {
                 ));
             }
             let name: Arc<str> = Arc::from(approver.name.as_str());
-            creds.approver_tokens.push((hash, name.clone()));
+            creds.approver_tokens.insert(hash, name.clone());
             creds.approver_names.push(name);
         }
         Ok(creds)
@@ -174,8 +174,10 @@ impl Credentials {
     ) -> Result<AgentIdentity, AuthnError> {
         match bearer_token(headers)? {
             Some(token) => {
-                let entry =
-                    find_by_token(&self.agent_tokens, token).ok_or(AuthnError::UnknownToken)?;
+                let entry = self
+                    .agent_tokens
+                    .find(token)
+                    .ok_or(AuthnError::UnknownToken)?;
                 Ok(identity(entry, AuthMethod::Token))
             }
             None => {
@@ -192,7 +194,8 @@ impl Credentials {
     /// Authenticates an approver on the admin listener. Agent tokens are not accepted.
     pub fn authenticate_approver(&self, headers: &HeaderMap) -> Result<Arc<str>, AuthnError> {
         let token = bearer_token(headers)?.ok_or(AuthnError::Missing)?;
-        find_by_token(&self.approver_tokens, token)
+        self.approver_tokens
+            .find(token)
             .cloned()
             .ok_or(AuthnError::UnknownToken)
     }
@@ -229,17 +232,56 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthnError> {
     Ok(Some(token))
 }
 
-/// Compares the token's hash with every stored hash in constant time, without an early exit,
-/// so timing reveals nothing about which entry (if any) matched.
-fn find_by_token<'a, T>(entries: &'a [([u8; 32], T)], token: &str) -> Option<&'a T> {
-    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    let mut found = None;
-    for (hash, value) in entries {
-        if bool::from(hash.ct_eq(&digest)) {
-            found = Some(value);
+/// Stored token hashes, found in one step however many there are.
+///
+/// A presented token is hashed (SHA-256), its hash's first eight bytes pick a bucket (a
+/// `HashMap` with a per-process random SipHash key), and the whole hash is compared with
+/// each hash in that bucket (almost always one) in constant time, without an early exit.
+/// What timing could reveal is whether a bucket exists for eight bytes of a SHA-256 that the
+/// caller chose the token of: nothing about any stored token, which no one can derive from
+/// its hash, and nothing about which agent's entry matched. Comparing against every stored
+/// hash instead cost 4.4 µs a request at 100 agents and 460 µs at 10,000
+/// (`cargo bench --bench hot_path authenticate`).
+#[derive(Debug)]
+struct TokenIndex<T> {
+    buckets: HashMap<u64, Vec<([u8; 32], T)>>,
+}
+
+impl<T> Default for TokenIndex<T> {
+    fn default() -> Self {
+        TokenIndex {
+            buckets: HashMap::new(),
         }
     }
-    found
+}
+
+impl<T> TokenIndex<T> {
+    fn insert(&mut self, hash: [u8; 32], value: T) {
+        self.buckets
+            .entry(bucket_of(&hash))
+            .or_default()
+            .push((hash, value));
+    }
+
+    /// The entry whose hash is the token's SHA-256.
+    fn find(&self, token: &str) -> Option<&T> {
+        self.find_hash(&Sha256::digest(token.as_bytes()).into())
+    }
+
+    fn find_hash(&self, digest: &[u8; 32]) -> Option<&T> {
+        let mut found = None;
+        for (hash, value) in self.buckets.get(&bucket_of(digest))? {
+            if bool::from(hash.ct_eq(digest)) {
+                found = Some(value);
+            }
+        }
+        found
+    }
+}
+
+fn bucket_of(hash: &[u8; 32]) -> u64 {
+    hash.first_chunk::<8>()
+        .map_or(0, |prefix| u64::from_le_bytes(*prefix))
 }
 
 fn identity(entry: &AgentEntry, auth: AuthMethod) -> AgentIdentity {
@@ -408,5 +450,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("agents[1].token_sha256"), "{err}");
+    }
+
+    /// Every one of many agents is found by its own token, and only by it.
+    #[test]
+    fn among_many_agents_each_token_finds_its_own() {
+        let mut yaml = String::from("agents:\n");
+        for i in 0..500 {
+            let hash = token_sha256(&format!("tok-{i}"));
+            yaml.push_str(&format!("  - {{name: agent-{i}, token_sha256: {hash}}}\n"));
+        }
+        let c = Credentials::from_yaml(&yaml, Path::new("credentials.yaml")).unwrap();
+        for i in [0, 1, 250, 499] {
+            let id = c.authenticate(&bearer(&format!("tok-{i}")), None).unwrap();
+            assert_eq!(&*id.name, format!("agent-{i}"));
+        }
+        assert_eq!(
+            c.authenticate(&bearer("tok-500"), None),
+            Err(AuthnError::UnknownToken)
+        );
+    }
+
+    /// Hashes that share a bucket (the same first eight bytes) are told apart by the whole
+    /// hash.
+    #[test]
+    fn hashes_sharing_a_bucket_are_told_apart() {
+        let mut index = TokenIndex::default();
+        let (mut a, mut b, mut c) = ([7u8; 32], [7u8; 32], [7u8; 32]);
+        a[31] = 1;
+        b[31] = 2;
+        c[8] = 9;
+        index.insert(a, "a");
+        index.insert(b, "b");
+        assert_eq!(index.buckets.len(), 1);
+        assert_eq!(index.find_hash(&a), Some(&"a"));
+        assert_eq!(index.find_hash(&b), Some(&"b"));
+        assert_eq!(index.find_hash(&c), None);
+        assert_eq!(index.find_hash(&[8u8; 32]), None);
     }
 }
