@@ -2,7 +2,8 @@
 //! representative requests (target ≤ 100 ns each), and each stage on its own (`stage/…`),
 //! to show where the time goes, and for the refused ones the message the agent is told
 //! (`stage/…/refusal_message`: built only when a refusal is sent, not part of deciding).
-//! `authenticate/{n}_agents`: finding the agent of a bearer token among n agents.
+//! `authenticate/{n}_agents`: finding the agent of a bearer token among n agents;
+//! `decide_among/{n}_agents`: deciding for one agent of a policy with rules for n.
 //!
 //!     cargo bench --bench hot_path
 
@@ -155,7 +156,32 @@ fn authenticate(c: &mut Criterion) {
     group.finish();
 }
 
+/// Deciding for one agent among many with rules of their own: every request pays it.
+fn decide_among(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decide_among");
+    let uri: Uri = "/api/v1/namespaces/dev-a/pods/web-7d9f"
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let info = RequestInfo::parse(&Method::GET, &uri, false).unwrap_or_else(|e| panic!("{e}"));
+    for agents in [1usize, 100, 10_000] {
+        let mut yaml = String::from("agents:\n");
+        for i in 0..agents {
+            yaml.push_str(&format!(
+                "  agent-{i:05}:\n    rules:\n      - namespaces: ['dev-*']\n        tiers: {{0: allow}}\n"
+            ));
+        }
+        let policy = Policy::from_yaml(&yaml, Path::new("bench.yaml"))
+            .unwrap_or_else(|e| panic!("bench policy: {e}"));
+        let agent = format!("agent-{:05}", agents - 1);
+        let class = classify(&info, &policy, &agent);
+        group.bench_function(format!("{agents}_agents"), |b| {
+            b.iter(|| black_box(policy.decide(black_box(&agent), &info, &class)))
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(benches, hot_path);
 criterion_group!(per_stage, stages);
-criterion_group!(authn, authenticate);
-criterion_main!(benches, per_stage, authn);
+criterion_group!(many, authenticate, decide_among);
+criterion_main!(benches, per_stage, many);

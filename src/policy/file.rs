@@ -144,6 +144,8 @@ impl PolicyFile {
                 rules,
             });
         }
+        // Already in order (a BTreeMap); decide() relies on it, so it is made sure of.
+        agents.sort_by(|a, b| a.name.cmp(&b.name));
         let mut runbooks = Vec::with_capacity(self.runbooks.len());
         for (name, runbook) in &self.runbooks {
             runbooks.push(compile_runbook(&errors, name, runbook, &self.agents)?);
