@@ -358,3 +358,40 @@ fn each_verb_has_its_own_bit_in_the_order_of_verbs() {
     assert_eq!(VerbSet::bit("GET"), 0);
     assert!(!VerbSet::of(["get", "list"]).contains("watch"));
 }
+
+/// Among many agents, each request gets its own agent's rules (they are found by binary
+/// search over the names), and a name between, before or after them gets none.
+#[test]
+fn among_many_agents_each_gets_its_own_rules() {
+    let mut text = String::from("agents:\n");
+    for i in (0..300).rev() {
+        text.push_str(&format!(
+            "  agent-{i:03}:\n    rules:\n      - namespaces: [ns-{i:03}]\n        tiers: {{0: allow}}\n"
+        ));
+    }
+    let p = policy(&text);
+    for i in [0, 1, 150, 298, 299] {
+        let agent = format!("agent-{i:03}");
+        let own = decide(
+            &p,
+            &agent,
+            Method::GET,
+            &format!("/api/v1/namespaces/ns-{i:03}/pods"),
+        );
+        assert_eq!(
+            (own.action(), own.rule()),
+            (Action::Allow, format!("agents.{agent}.rules[0]").as_str())
+        );
+        let other = decide(&p, &agent, Method::GET, "/api/v1/namespaces/ns-999/pods");
+        assert_eq!((other.action(), other.rule()), (Action::Deny, "default"));
+    }
+    for stranger in ["agent-", "agent-0005", "agent-300", "aaa", "zzz"] {
+        let d = decide(&p, stranger, Method::GET, "/api/v1/namespaces/ns-001/pods");
+        assert_eq!(d.action(), Action::Deny, "{stranger}");
+        assert!(
+            d.rule().contains("no rules for agent"),
+            "{stranger}: {}",
+            d.rule()
+        );
+    }
+}
