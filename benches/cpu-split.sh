@@ -7,7 +7,8 @@
 #
 # Environment: N requests measured (30000, after 2000 to warm up), CONNS (64), PROTO
 # (h1 | h2; h1), STREAMS per HTTP/2 connection (10), SYNC (fsync | flush; fsync), SYSCALLS
-# (1: also count sluice's syscalls and context switches a request with `perf stat`). Needs
+# (1: also count sluice's syscalls and context switches a request with `perf stat`), BODY
+# (bytes of each answer; 1000), AGENTS (agents in credentials.yaml; 1). Needs
 # h2load (installed with apt-get if missing) and a release build of examples/bench_e2e.
 set -euo pipefail
 

@@ -15,7 +15,7 @@
 #                                                       # large responses (4 MB each): MB/s
 #
 # Environment: ROUNDS (3), DUR seconds a run (3), WARMUP (1), CONNS ("8 64 256"),
-# PROTOS ("h2 h1"), STREAMS per h2 connection (10), BODY (bytes of each response; 1000), PROXIES ("direct sluice nginx kubectl"),
+# PROTOS ("h2 h1"), STREAMS per h2 connection (10), BODY (bytes of each response; 1000), AGENTS (in credentials.yaml; 1), PROXIES ("direct sluice nginx kubectl"),
 # WATCHES (2000; 0 skips the idle-watch RSS check), PIN (0; 1 = load generator on CPU 1,
 # servers on CPU 0), SLUICE_BIN / SLUICE_B_BIN / SLUICE_C_BIN (default: the release build), OUT (results dir),
 # TIME_LIMIT (1200 s for the whole script), NO_BUILD (1: use the binaries already built, for
