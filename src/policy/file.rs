@@ -210,10 +210,14 @@ fn compile_runbook(
             op,
         )?);
     }
+    let mut runbook_agents: Vec<Box<str>> =
+        runbook.agents.iter().map(|a| a.as_str().into()).collect();
+    runbook_agents.sort();
+    runbook_agents.dedup();
     Ok(Runbook {
         reason: format!(" (runbook {name})").into(),
         name: name.into(),
-        agents: runbook.agents.iter().map(|a| a.as_str().into()).collect(),
+        agents: runbook_agents,
         operations,
     })
 }

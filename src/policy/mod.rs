@@ -98,6 +98,7 @@ struct Runbook {
     name: Box<str>,
     /// " (runbook NAME)", what a lowered classification's reason gets, built at load.
     reason: Box<str>,
+    /// Sorted, for a binary search on every request of tier 2.
     agents: Vec<Box<str>>,
     operations: Vec<Operation>,
 }
@@ -203,7 +204,7 @@ impl Policy {
     pub fn runbook_for(&self, agent: &str, info: &RequestInfo) -> Option<(&str, &str)> {
         self.runbooks
             .iter()
-            .filter(|rb| rb.agents.iter().any(|a| **a == *agent))
+            .filter(|rb| rb.agents.binary_search_by(|a| (**a).cmp(agent)).is_ok())
             .find(|rb| rb.operations.iter().any(|op| op.covers(info)))
             .map(|rb| (&*rb.name, &*rb.reason))
     }

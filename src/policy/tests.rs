@@ -395,3 +395,31 @@ fn among_many_agents_each_gets_its_own_rules() {
         );
     }
 }
+
+/// A runbook's agents, listed in any order, are each found (binary search over the sorted
+/// list); an agent it does not list is not lowered.
+#[test]
+fn a_runbook_finds_each_of_its_agents_in_any_order() {
+    let mut text = String::from("agents:\n");
+    for i in 0..300 {
+        text.push_str(&format!("  agent-{i:03}: {{rules: []}}\n"));
+    }
+    text.push_str(
+        "runbooks:\n  scale:\n    agents: [agent-299, agent-000, agent-150, agent-000]\n    \
+         operations:\n      - {verbs: [patch], resources: [deployments/scale], namespaces: [dev]}\n",
+    );
+    let p = policy(&text);
+    let uri: Uri = "/apis/apps/v1/namespaces/dev/deployments/web/scale"
+        .parse()
+        .unwrap();
+    let info = RequestInfo::parse(&Method::PATCH, &uri, false).unwrap();
+    for (agent, tier) in [
+        ("agent-000", Tier::T1),
+        ("agent-150", Tier::T1),
+        ("agent-299", Tier::T1),
+        ("agent-001", Tier::T2),
+        ("agent-298", Tier::T2),
+    ] {
+        assert_eq!(classify(&info, &p, agent).tier, tier, "{agent}");
+    }
+}
