@@ -56,17 +56,24 @@ struct Connection {
     sender: SendRequest<Body>,
     streams: AtomicUsize,
     /// The server's stream limit for this connection ([`settings`]).
-    max_streams: Arc<AtomicUsize>,
+    max_streams: usize,
+    /// Set when the connection refused a request before sending it (it is closing, though
+    /// hyper may not say so yet): it takes no more.
+    retired: AtomicBool,
 }
 
 impl Connection {
+    fn is_open(&self) -> bool {
+        !self.retired.load(Ordering::Relaxed) && !self.sender.is_closed()
+    }
+
     /// A stream slot on this connection, if it is open and (unless `full_ok`) has one free.
     fn slot(self: &Arc<Self>, full_ok: bool) -> Option<Slot> {
-        if self.sender.is_closed() {
+        if !self.is_open() {
             return None;
         }
         let before = self.streams.fetch_add(1, Ordering::Relaxed);
-        if before >= self.max_streams.load(Ordering::Relaxed) && !full_ok {
+        if before >= self.max_streams && !full_ok {
             self.streams.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
@@ -178,7 +185,7 @@ impl Lane {
                     // Refused before a byte was sent: the connection is closing.
                     Some(unsent) if fresh_tries > 0 => {
                         fresh_tries -= 1;
-                        self.forget(&slot.0);
+                        slot.0.retired.store(true, Ordering::Relaxed);
                         request = unsent;
                     }
                     _ => return Err(Box::new(err.into_error())),
@@ -236,6 +243,7 @@ impl Lane {
                     sender,
                     streams: AtomicUsize::new(0),
                     max_streams,
+                    retired: AtomicBool::new(false),
                 });
                 let slot = connection
                     .slot(true)
@@ -261,26 +269,15 @@ impl Lane {
             .find_map(|connection| connection.slot(false))
     }
 
-    /// The connections that are still open (closed ones are dropped from the lane when the
-    /// next dial stores the list).
+    /// The connections that are still open (closed and retired ones leave the lane when the
+    /// next dial stores the list: only a dial changes it, one at a time).
     fn open_connections(&self) -> Vec<Arc<Connection>> {
         let connections = self.connections.load();
         connections
             .iter()
-            .filter(|c| !c.sender.is_closed())
+            .filter(|c| c.is_open())
             .cloned()
             .collect()
-    }
-
-    /// Takes `closing` out of the lane: it refused a request, so it takes no more.
-    fn forget(&self, closing: &Arc<Connection>) {
-        self.connections.rcu(|connections| {
-            connections
-                .iter()
-                .filter(|c| !Arc::ptr_eq(c, closing))
-                .cloned()
-                .collect::<Vec<_>>()
-        });
     }
 }
 

@@ -2,7 +2,6 @@
 //! HTTP/2 settings every lane connection gets.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use hyper::client::conn::http2::{self, SendRequest};
@@ -41,7 +40,7 @@ pub(crate) struct Dialer {
 /// What a dial gave.
 pub(super) enum Dialled {
     /// The connection's sender, and its stream limit as the server's SETTINGS give it.
-    Http2(SendRequest<Body>, Arc<AtomicUsize>),
+    Http2(SendRequest<Body>, usize),
     /// The server chose HTTP/1.1 (or nothing) by ALPN.
     NotHttp2,
 }
@@ -104,7 +103,7 @@ impl Dialer {
         if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
             return Ok(Dialled::NotHttp2);
         }
-        let (tls, streams) = Sniffed::new(tls);
+        let (tls, limit) = Sniffed::new(tls);
         let (sender, connection) = self.http2.handshake(TokioIo::new(tls)).await?;
         tokio::spawn(async move {
             if let Err(err) = connection.await {
@@ -113,8 +112,10 @@ impl Dialer {
         });
         // The server's SETTINGS come at once; until they have, the lane would not know how
         // many streams to put on this connection.
-        let _ = streams.heard.await;
-        Ok(Dialled::Http2(sender, streams.limit))
+        let limit = limit
+            .await
+            .map_err(|_| "the upstream closed the connection before its HTTP/2 SETTINGS")?;
+        Ok(Dialled::Http2(sender, limit))
     }
 
     /// A TCP connection to the first of the host's addresses that answers.

@@ -7,8 +7,6 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -26,55 +24,41 @@ const FRAME_HEADER_LEN: usize = 9;
 const SETTINGS: u8 = 0x4;
 const MAX_CONCURRENT_STREAMS: u16 = 0x3;
 
-/// A transport that reads the server's stream limit into `limit` as it passes by.
+/// A transport that tells the server's stream limit once its first frame has passed by.
 pub(crate) struct Sniffed<T> {
     inner: T,
-    /// The first frame's bytes so far; `None` once it has been read (or given up on).
-    first_frame: Option<Vec<u8>>,
-    limit: Arc<AtomicUsize>,
-    /// Told once the first frame has been read.
-    heard: Option<oneshot::Sender<()>>,
-}
-
-/// What the server's first frame will tell: its stream limit, which starts at
-/// [`DEFAULT_MAX_STREAMS`] and takes the server's value when it comes, and when it came
-/// (`heard` fails if the connection ended before).
-pub(crate) struct StreamLimit {
-    pub(crate) limit: Arc<AtomicUsize>,
-    pub(crate) heard: oneshot::Receiver<()>,
+    /// The first frame's bytes so far (at most a header and [`MAX_SETTINGS_LEN`]), and where
+    /// to tell what it says; `None` once told.
+    first_frame: Option<(Vec<u8>, oneshot::Sender<usize>)>,
 }
 
 impl<T> Sniffed<T> {
-    pub(crate) fn new(inner: T) -> (Sniffed<T>, StreamLimit) {
-        let limit = Arc::new(AtomicUsize::new(DEFAULT_MAX_STREAMS));
-        let (tell, heard) = oneshot::channel();
+    /// The transport, and the stream limit it will tell: the server's, or
+    /// [`DEFAULT_MAX_STREAMS`] when its first frame does not say (the receiver fails if the
+    /// connection ends before that frame is whole).
+    pub(crate) fn new(inner: T) -> (Sniffed<T>, oneshot::Receiver<usize>) {
+        let (tell, limit) = oneshot::channel();
         let sniffed = Sniffed {
             inner,
-            first_frame: Some(Vec::with_capacity(64)),
-            limit: limit.clone(),
-            heard: Some(tell),
+            first_frame: Some((Vec::with_capacity(64), tell)),
         };
-        (sniffed, StreamLimit { limit, heard })
+        (sniffed, limit)
     }
 
     fn look_at(&mut self, bytes: &[u8]) {
-        let Some(frame) = &mut self.first_frame else {
+        let Some((frame, _)) = &mut self.first_frame else {
             return;
         };
-        frame.extend_from_slice(bytes);
-        match read_first_frame(frame) {
-            FirstFrame::Incomplete => {}
-            FirstFrame::Limit(limit) => {
-                // A limit of 0 would mean "no new streams now"; a lane needs at least one.
-                self.limit.store(limit.max(1), Ordering::Relaxed);
-                self.first_frame = None;
-            }
-            FirstFrame::NoLimit => self.first_frame = None,
-        }
-        if self.first_frame.is_none()
-            && let Some(tell) = self.heard.take()
-        {
-            let _ = tell.send(());
+        let wanted = (FRAME_HEADER_LEN + MAX_SETTINGS_LEN).saturating_sub(frame.len());
+        frame.extend_from_slice(&bytes[..bytes.len().min(wanted)]);
+        let limit = match read_first_frame(frame) {
+            FirstFrame::Incomplete => return,
+            // A limit of 0 would mean "no new streams now"; a lane needs at least one.
+            FirstFrame::Limit(limit) => limit.max(1),
+            FirstFrame::NoLimit => DEFAULT_MAX_STREAMS,
+        };
+        if let Some((_, tell)) = self.first_frame.take() {
+            let _ = tell.send(limit);
         }
     }
 }
@@ -205,8 +189,7 @@ mod tests {
         let mut sent = settings(&[(0x3, 42)]);
         sent.extend_from_slice(b"and the rest of the connection");
         let (mut server, client) = tokio::io::duplex(4);
-        let (mut sniffed, StreamLimit { limit, heard }) = Sniffed::new(client);
-        assert_eq!(limit.load(Ordering::Relaxed), DEFAULT_MAX_STREAMS);
+        let (mut sniffed, limit) = Sniffed::new(client);
         let expected = sent.clone();
         let writer =
             tokio::spawn(
@@ -216,7 +199,24 @@ mod tests {
         sniffed.read_to_end(&mut got).await.unwrap();
         writer.await.unwrap().unwrap();
         assert_eq!(got, expected);
-        assert_eq!(limit.load(Ordering::Relaxed), 42);
-        heard.await.expect("told when the first frame was read");
+        assert_eq!(limit.await, Ok(42));
+    }
+
+    /// A first read that brings far more than the frame (the server's next frames too)
+    /// keeps only what the frame needs, and passes everything on.
+    #[tokio::test]
+    async fn a_large_first_read_is_read_for_the_limit_and_passed_whole() {
+        let mut sent = settings(&[(0x4, 1 << 20), (0x3, 250)]);
+        sent.extend(std::iter::repeat_n(0xab, 64 << 10));
+        let (mut server, client) = tokio::io::duplex(256 << 10);
+        tokio::io::AsyncWriteExt::write_all(&mut server, &sent)
+            .await
+            .unwrap();
+        drop(server);
+        let (mut sniffed, limit) = Sniffed::new(client);
+        let mut got = Vec::new();
+        sniffed.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, sent);
+        assert_eq!(limit.await, Ok(250));
     }
 }

@@ -88,6 +88,34 @@ async fn an_upstream_that_accepts_and_never_answers_is_a_502_for_every_waiting_r
     holder.abort();
 }
 
+/// A server that agrees to HTTP/2 and then never sends its SETTINGS: sluice waits for them
+/// (they carry the stream limit) only as long as `connect_timeout`, then answers 502.
+#[tokio::test]
+async fn an_http2_upstream_that_never_sends_its_settings_is_a_502() {
+    let rogue = Rogue::start(Behaviour::SilentHttp2).await;
+    let api = ApiServer::start().await;
+    let upstream = rogue
+        .upstream_config("4s")
+        .replace("timeout: 4s", "connect_timeout: 1s, timeout: 4s");
+    let sluice = Sluice::start_with(&api, Options::with_upstream(upstream)).await;
+    let started = std::time::Instant::now();
+    let text = exchange(&sluice, &raw::get(PODS)).await;
+    assert_eq!(status(&text), 502, "{text}\n{}", sluice.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let event = completion(&sluice, &text).await;
+    assert!(
+        event["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within"),
+        "{event}"
+    );
+}
+
 #[tokio::test]
 async fn an_upstream_with_a_certificate_from_another_ca_is_a_502() {
     let api = ApiServer::start().await;

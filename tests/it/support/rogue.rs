@@ -29,6 +29,9 @@ pub enum Behaviour {
     /// HTTP/2 (ALPN h2 only): on each connection, sends GOAWAY as the first request arrives,
     /// answers that request with an empty PodList and closes the connection.
     GoAwayAfterOneRequest,
+    /// HTTP/2 by ALPN, then silence: reads what it is sent and never sends a frame (not even
+    /// the SETTINGS every HTTP/2 server opens with).
+    SilentHttp2,
 }
 
 /// The running rogue; stops accepting when dropped.
@@ -51,7 +54,7 @@ impl Rogue {
         pki::write_file(dir.path(), "token", "rogue-token");
         let (cert, key) = ca.issue_server(&["127.0.0.1"]);
         let alpn: &[&[u8]] = match behaviour {
-            Behaviour::GoAwayAfterOneRequest => &[b"h2"],
+            Behaviour::GoAwayAfterOneRequest | Behaviour::SilentHttp2 => &[b"h2"],
             _ => &[b"http/1.1"],
         };
         let acceptor = pki::acceptor(&cert, &key, alpn);
@@ -124,6 +127,11 @@ async fn serve(
     if let Behaviour::GoAwayAfterOneRequest = behaviour {
         return serve_one_http2_request(tls, ids).await;
     }
+    if let Behaviour::SilentHttp2 = behaviour {
+        let mut sink = [0u8; 4096];
+        while matches!(tls.read(&mut sink).await, Ok(n) if n > 0) {}
+        return;
+    }
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -180,7 +188,9 @@ async fn serve(
             tokio::time::sleep(Duration::from_millis(300)).await;
             reset(tls);
         }
-        Behaviour::GoAwayAfterOneRequest => unreachable!("served over HTTP/2 above"),
+        Behaviour::GoAwayAfterOneRequest | Behaviour::SilentHttp2 => {
+            unreachable!("served over HTTP/2 above")
+        }
         Behaviour::BadRequest => {
             let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no upgrade for you","reason":"BadRequest","code":400}"#;
             let response = format!(
