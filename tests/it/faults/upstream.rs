@@ -32,6 +32,14 @@ async fn completion(sluice: &Sluice, text: &str) -> serde_json::Value {
         .await
 }
 
+/// The request's completion event, checked to give a reason that says `what`.
+async fn completion_saying(sluice: &Sluice, text: &str, what: &str) -> serde_json::Value {
+    let event = completion(sluice, text).await;
+    let reason = event["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(what), "reason should say {what:?}: {event}");
+    event
+}
+
 #[tokio::test]
 async fn a_refused_connection_is_a_502_with_a_complete_event() {
     let api = ApiServer::start().await;
@@ -44,12 +52,8 @@ async fn a_refused_connection_is_a_502_with_a_complete_event() {
     let sluice = with_upstream(&api, upstream).await;
     let text = exchange(&sluice, &raw::get(PODS)).await;
     assert_eq!(status(&text), 502, "{text}");
-    let event = completion(&sluice, &text).await;
+    let event = completion_saying(&sluice, &text, "upstream").await;
     assert_eq!(event["status"], 502);
-    assert!(
-        event["reason"].as_str().unwrap().contains("upstream"),
-        "{event}"
-    );
 }
 
 /// An upstream that accepts TCP and never answers the TLS handshake is unreachable after
@@ -77,14 +81,7 @@ async fn an_upstream_that_accepts_and_never_answers_is_a_502_for_every_waiting_r
     for text in &texts {
         assert_eq!(status(text), 502, "{text}");
     }
-    let event = completion(&sluice, &texts[0]).await;
-    assert!(
-        event["reason"]
-            .as_str()
-            .unwrap()
-            .contains("no answer within"),
-        "{event}"
-    );
+    completion_saying(&sluice, &texts[0], "no answer within").await;
     holder.abort();
 }
 
@@ -106,14 +103,7 @@ async fn an_http2_upstream_that_never_sends_its_settings_is_a_502() {
         "{:?}",
         started.elapsed()
     );
-    let event = completion(&sluice, &text).await;
-    assert!(
-        event["reason"]
-            .as_str()
-            .unwrap()
-            .contains("no answer within"),
-        "{event}"
-    );
+    completion_saying(&sluice, &text, "no answer within").await;
 }
 
 #[tokio::test]
@@ -177,9 +167,7 @@ async fn a_reset_mid_response_is_recorded_in_the_complete_event() {
     assert_eq!(status(&text), 200, "the head had already gone: {text}");
     // The agent's connection is cut too: it never mistakes the truncated body for a whole one.
     assert!(text.len() < 1_000_000, "a truncated body looked complete");
-    let event = completion(&sluice, &text).await;
-    let reason = event["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("upstream stream failed"), "{event}");
+    let event = completion_saying(&sluice, &text, "upstream stream failed").await;
     assert!(event["bytes"].as_u64().unwrap() <= 1000, "{event}");
     assert_eq!(rogue.requests().len(), 1);
 }
@@ -199,14 +187,7 @@ async fn a_reset_mid_watch_is_recorded_and_the_agent_sees_the_stream_end() {
         !text.ends_with("0\r\n\r\n"),
         "a reset must not look like a clean end: {text}"
     );
-    let event = completion(&sluice, &text).await;
-    assert!(
-        event["reason"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("upstream stream failed"),
-        "{event}"
-    );
+    completion_saying(&sluice, &text, "upstream stream failed").await;
     eventually("the rogue's connection is closed", &sluice, || async {
         rogue.open.load(std::sync::atomic::Ordering::SeqCst) == 0
     })
