@@ -43,7 +43,12 @@ fn main() -> Result<(), Error> {
         "pki" => pki(Path::new(arg(1)?)),
         "stats" => stats(&args[1..]),
         "upstream" => {
-            let bytes = args.get(4).map(|n| n.parse()).transpose()?.unwrap_or(1000);
+            let bytes = match args.get(4) {
+                Some(n) => n
+                    .parse()
+                    .map_err(|e| format!("BYTES {n:?} is not a byte count: {e}"))?,
+                None => 1000,
+            };
             runtime()?.block_on(upstream(arg(1)?, arg(2)?, arg(3)?.parse()?, bytes))
         }
         "watchers" => runtime()?.block_on(watchers(
