@@ -8,7 +8,8 @@
 #   benches/callgrind-e2e.sh path/to/sluice_a path/to/sluice_b   # A/B, same load
 #
 # Environment: N requests measured (2000), WARM requests before counting (200), CONNS (8),
-# PROTO (h1 | h2; h1), ROUNDS per binary (2, interleaved A B A B). Needs valgrind and
+# PROTO (h1 | h2; h1), ROUNDS per binary (2, interleaved A B A B), FRESH (1: a new
+# connection and TLS handshake for every request, CONNS clients for DUR seconds (10)). Needs valgrind and
 # h2load (installed with apt-get if missing). See BENCHMARKS.md.
 set -euo pipefail
 
@@ -45,7 +46,20 @@ cleanup() {
 trap cleanup EXIT
 
 start_upstream "$W"
-load() { load_exactly "$1" "https://127.0.0.1:$PORT_SLUICE$PATH_GET" "$W/h2load.out"; }
+URL=https://127.0.0.1:$PORT_SLUICE$PATH_GET
+if [[ ${FRESH:-0} == 1 ]]; then
+    # A new connection and TLS handshake a request, CONNS clients for DUR seconds (3 to warm
+    # up): N is what they got done.
+    load() { # warm | count
+        local secs=${DUR:-10}
+        [[ $1 == warm ]] && secs=3
+        "$HELPER" connections "$URL" "$W/ca.crt" "$TOKEN" "$PROTO" "$CONNS" "$secs" "$W/fresh.log" \
+            > "$W/fresh.out"
+        N=$(sed -n 's/^connections: \([0-9]*\) in .*/\1/p' "$W/fresh.out")
+    }
+else
+    load() { load_exactly "$1" "$URL" "$W/h2load.out"; }
+fi
 
 # One measurement: a fresh sluice under callgrind (instrumentation off), WARM requests, then
 # N counted ones; prints instructions per request.
@@ -59,7 +73,7 @@ measure() { # binary tag
     local pid=$!
     PIDS+=($pid)
     wait_port $PORT_SLUICE 1200
-    load "$WARM"
+    if [[ ${FRESH:-0} == 1 ]]; then load warm; else load "$WARM"; fi
     callgrind_control -i on "$pid" > /dev/null 2>&1
     load "$N"
     callgrind_control -d "$pid" > /dev/null 2>&1
@@ -84,7 +98,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
         printf '%s\t%s\t%s\n' "$r" "${BINS[$i]}" "$ir" >> "$W/results.tsv"
     done
 done
-echo "$PROTO x $CONNS connections, $N requests counted after $WARM; instructions a request, median over $ROUNDS rounds (results: $W):"
+echo "$PROTO x $CONNS connections${FRESH:+ (FRESH: a connection a request)}, instructions a request, median over $ROUNDS rounds (results: $W):"
 python3 - "$W/results.tsv" "${BINS[@]}" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]

@@ -8,7 +8,9 @@
 # Environment: N requests measured (30000, after 2000 to warm up), CONNS (64), PROTO
 # (h1 | h2; h1), STREAMS per HTTP/2 connection (10), SYNC (fsync | flush; fsync), SYSCALLS
 # (1: also count sluice's syscalls and context switches a request with `perf stat`), BODY
-# (bytes of each answer; 1000), AGENTS (agents in credentials.yaml; 1). Needs
+# (bytes of each answer; 1000), AGENTS (agents in credentials.yaml; 1), FRESH (1: CONNS
+# clients each making a new connection and TLS handshake for every request, for DUR seconds
+# (5), instead of N requests over kept connections). Needs
 # h2load (installed with apt-get if missing) and a release build of examples/bench_e2e.
 set -euo pipefail
 
@@ -38,14 +40,29 @@ SLUICE=$!
 PIDS+=($SLUICE)
 wait_port $PORT_SLUICE
 
-load() { load_exactly "$1" "https://127.0.0.1:$PORT_SLUICE/api/v1/namespaces/default/configmaps/bench" "$W/h2load.out"; }
+URL=https://127.0.0.1:$PORT_SLUICE/api/v1/namespaces/default/configmaps/bench
+if [[ ${FRESH:-0} == 1 ]]; then
+    # A new connection and TLS handshake a request, CONNS clients for DUR seconds: N is what
+    # they got done (the h2load.out line is written for the report below).
+    load() {
+        local secs=$DUR
+        [[ $1 == warm ]] && secs=1
+        "$HELPER" connections "$URL" "$W/ca.crt" "$TOKEN" "$PROTO" "$CONNS" "$secs" "$W/fresh.log" \
+            > "$W/fresh.out"
+        N=$(sed -n 's/^connections: \([0-9]*\) in .*/\1/p' "$W/fresh.out")
+        echo "finished in x, $(sed -n 's/.*, \([0-9.]*\) a second$/\1/p' "$W/fresh.out") req/s" > "$W/h2load.out"
+    }
+    DUR=${DUR:-5}
+else
+    load() { load_exactly "$1" "$URL" "$W/h2load.out"; }
+fi
 ticks() { awk '{ print $14, $15 }' "/proc/$SLUICE/stat"; }
 
-load 2000
+if [[ ${FRESH:-0} == 1 ]]; then load warm; else load 2000; fi
 if [[ ${SYSCALLS:-0} == 1 ]]; then
     need perf linux-perf
     events=raw_syscalls:sys_enter,context-switches
-    for call in read write writev recvfrom sendto epoll_wait futex fdatasync; do
+    for call in read write writev recvfrom sendto epoll_wait futex fdatasync ${EXTRA_CALLS:-}; do
         events+=,syscalls:sys_enter_$call
     done
     perf stat -x, -e "$events" -p "$SLUICE" -o "$W/perf.out" &

@@ -13,9 +13,12 @@
 #   PROXIES="sluice sluice_1w nginx" benches/run-e2e.sh # one tokio worker, as the Deployment runs
 #   BODY=4194304 CONNS="1 8" STREAMS=1 WATCHES=0 PROXIES="direct sluice nginx" benches/run-e2e.sh
 #                                                       # large responses (4 MB each): MB/s
+#   FRESH=1 CONNS="1 8 64" WATCHES=0 benches/run-e2e.sh # a new connection and TLS handshake
+#                                                       # for every request, as each kubectl run
 #
 # Environment: ROUNDS (3), DUR seconds a run (3), WARMUP (1), CONNS ("8 64 256"),
-# PROTOS ("h2 h1"), STREAMS per h2 connection (10), BODY (bytes of each response; 1000), AGENTS (in credentials.yaml; 1), PROXIES ("direct sluice nginx kubectl"),
+# PROTOS ("h2 h1"), STREAMS per h2 connection (10), FRESH (1: CONNS clients each making a
+# new connection for every request, examples/bench_e2e.rs `connections`, instead of h2load), BODY (bytes of each response; 1000), AGENTS (in credentials.yaml; 1), PROXIES ("direct sluice nginx kubectl"),
 # WATCHES (2000; 0 skips the idle-watch RSS check), PIN (0; 1 = load generator on CPU 1,
 # servers on CPU 0), SLUICE_BIN / SLUICE_B_BIN / SLUICE_C_BIN (default: the release build), OUT (results dir),
 # TIME_LIMIT (1200 s for the whole script), NO_BUILD (1: use the binaries already built, for
@@ -35,6 +38,7 @@ CONNS=${CONNS:-"8 64 256"}
 PROTOS=${PROTOS:-"h2 h1"}
 STREAMS=${STREAMS:-10}
 PROXIES=${PROXIES:-"direct sluice nginx kubectl"}
+FRESH=${FRESH:-0}
 WATCHES=${WATCHES:-2000}
 PIN=${PIN:-0}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -207,7 +211,14 @@ run_one() { # round proto conns proxy
     # shellcheck disable=SC2086
     local before=$(cpu_ticks ${PROCS[$proxy]}) up_before=$(cpu_ticks $PID_UP)
     local out
-    out=$("${GEN[@]}" timeout $((DUR + WARMUP + 30)) h2load "${args[@]}" --log-file="$logf" "$url" 2>&1) || true
+    if [[ $FRESH == 1 ]]; then
+        # A new connection and TLS handshake for every request, no warm-up to discount.
+        out=$("${GEN[@]}" timeout $((DUR + 30)) "$HELPER" connections "$url" "$W/ca.crt" "$TOKEN" \
+            "$proto" "$conns" "$DUR" "$logf" 2>&1) || true
+        out=$(sed -n 's/^connections: \([0-9]*\) in .*, \([0-9.]*\) a second$/finished in x, \2 req\/s\nrequests: x \1 succeeded/p' <<<"$out")
+    else
+        out=$("${GEN[@]}" timeout $((DUR + WARMUP + 30)) h2load "${args[@]}" --log-file="$logf" "$url" 2>&1) || true
+    fi
     # shellcheck disable=SC2086
     local after=$(cpu_ticks ${PROCS[$proxy]}) up_after=$(cpu_ticks $PID_UP)
     local rps ok
@@ -218,7 +229,8 @@ run_one() { # round proto conns proxy
     fi
     read -r p50 p99 _ failed < <("$HELPER" stats "$logf")
     # Ticks during warm-up are counted too: scale by the requests of the whole run.
-    local total=$(( ok * (DUR + WARMUP) / DUR ))
+    local total=$ok
+    [[ $FRESH == 1 ]] || total=$(( ok * (DUR + WARMUP) / DUR ))
     local cpu up
     cpu=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.3f", t/hz/n*10000}')
     up=$(awk -v t=$((up_after - up_before)) -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.3f", t/hz/n*10000}')

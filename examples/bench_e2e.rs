@@ -9,6 +9,12 @@
 //!                                        event and never ends
 //! bench_e2e watchers URL CA TOKEN N SECS opens N HTTP/2 watch streams (200 a connection),
 //!                                        holds them SECS seconds, prints how many opened
+//! bench_e2e connections URL CA TOKEN PROTO CONC SECS LOGFILE
+//!                                        CONC clients, each in a loop for SECS seconds: a new
+//!                                        TCP connection, a TLS handshake (ALPN h2 or http/1.1
+//!                                        by PROTO; none for http://), one GET, close — what
+//!                                        every `kubectl` run costs; writes h2load-style lines
+//!                                        (start µs, status, µs) to LOGFILE, prints conn/s
 //! bench_e2e stats LOGFILE...             p50/p99 (ms) and count of h2load --log-file output
 //! ```
 
@@ -58,6 +64,19 @@ fn main() -> Result<(), Error> {
             arg(4)?.parse()?,
             arg(5)?.parse()?,
         )),
+        "connections" => runtime()?.block_on(connections(Fresh {
+            url: arg(1)?.parse()?,
+            ca: arg(2)?,
+            token: arg(3)?,
+            h2: match arg(4)? {
+                "h2" => true,
+                "h1" => false,
+                other => return Err(format!("PROTO {other:?} is neither h1 nor h2").into()),
+            },
+            clients: arg(5)?.parse()?,
+            secs: arg(6)?.parse()?,
+            log: arg(7)?,
+        })),
         other => Err(format!("unknown command {other}").into()),
     }
 }
@@ -171,18 +190,7 @@ async fn watchers(url: &str, ca: &str, token: &str, n: usize, secs: u64) -> Resu
         uri.host().ok_or("no host")?,
         uri.port_u16().unwrap_or(443)
     );
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &std::fs::read(ca)?[..]) {
-        roots.add(cert?)?;
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let connector = client_tls(ca, b"h2")?;
     let opened = Arc::new(AtomicUsize::new(0));
     let mut held = Vec::new();
     let per_conn = 200;
@@ -242,6 +250,145 @@ async fn watchers(url: &str, ca: &str, token: &str, n: usize, secs: u64) -> Resu
         task.abort();
     }
     Ok(())
+}
+
+fn client_tls(ca: &str, alpn: &[u8]) -> Result<tokio_rustls::TlsConnector, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &std::fs::read(ca)?[..]) {
+        roots.add(cert?)?;
+    }
+    // Go's order (kubectl's TLS): AES-128-GCM with SHA-256 first on a CPU with AES
+    // instructions; rustls puts AES-256-GCM with SHA-384 first.
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| suite.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    // A new client process (kubectl) has no session to resume.
+    tls.resumption = rustls::client::Resumption::disabled();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(tls)))
+}
+
+/// What `connections` runs.
+struct Fresh<'a> {
+    url: http::Uri,
+    ca: &'a str,
+    token: &'a str,
+    h2: bool,
+    clients: usize,
+    secs: u64,
+    log: &'a str,
+}
+
+/// A connection for every request, as each `kubectl` run makes: see the file's doc comment.
+async fn connections(run: Fresh<'_>) -> Result<(), Error> {
+    let host = run.url.host().ok_or("no host in URL")?.to_owned();
+    let tls = match run.url.scheme_str() {
+        Some("https") => Some(client_tls(
+            run.ca,
+            if run.h2 { b"h2" } else { b"http/1.1" },
+        )?),
+        Some("http") => None,
+        other => return Err(format!("URL scheme {other:?} is neither http nor https").into()),
+    };
+    let addr = format!("{host}:{}", run.url.port_u16().ok_or("no port in URL")?);
+    let authorization = format!("Bearer {}", run.token);
+    let epoch = tokio::time::Instant::now();
+    let deadline = epoch + Duration::from_secs(run.secs);
+    let mut clients = Vec::new();
+    for _ in 0..run.clients {
+        let (tls, addr, host) = (tls.clone(), addr.clone(), host.clone());
+        let (url, authorization, h2) = (run.url.clone(), authorization.clone(), run.h2);
+        clients.push(tokio::spawn(async move {
+            let mut lines = Vec::new();
+            while tokio::time::Instant::now() < deadline {
+                let start = tokio::time::Instant::now();
+                // HTTP/1.1 in origin form with a Host header, HTTP/2 with :authority.
+                let request = if h2 {
+                    Request::get(url.clone())
+                } else {
+                    Request::get(url.path_and_query().map_or("/", |p| p.as_str()))
+                        .header("host", host.as_str())
+                };
+                let request = request
+                    .header("authorization", authorization.as_str())
+                    .body(Full::new(Bytes::new()));
+                let status = match request {
+                    Ok(request) => match one_request(&addr, &host, tls.as_ref(), h2, request).await
+                    {
+                        Ok(status) => status,
+                        Err(err) => {
+                            eprintln!("connection failed: {err}");
+                            0
+                        }
+                    },
+                    Err(err) => {
+                        eprintln!("request: {err}");
+                        0
+                    }
+                };
+                lines.push(format!(
+                    "{}\t{status}\t{}\n",
+                    (start - epoch).as_micros(),
+                    start.elapsed().as_micros()
+                ));
+            }
+            lines
+        }));
+    }
+    let mut out = String::new();
+    for client in clients {
+        out.extend(client.await?);
+    }
+    let done = out.lines().count();
+    std::fs::write(run.log, out)?;
+    let secs = epoch.elapsed().as_secs_f64();
+    println!(
+        "connections: {done} in {secs:.2} s, {:.1} a second",
+        done as f64 / secs
+    );
+    Ok(())
+}
+
+/// Connects, shakes hands, sends `request`, reads the whole answer, closes: the status.
+async fn one_request(
+    addr: &str,
+    host: &str,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    h2: bool,
+    request: Request<Full<Bytes>>,
+) -> Result<u16, Error> {
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let Some(tls) = tls else {
+        return exchange(TokioIo::new(tcp), h2, request).await;
+    };
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())?;
+    exchange(TokioIo::new(tls.connect(name, tcp).await?), h2, request).await
+}
+
+/// One request over `io`, its answer read to the end; the connection is closed after.
+async fn exchange<I>(io: TokioIo<I>, h2: bool, request: Request<Full<Bytes>>) -> Result<u16, Error>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let response = if h2 {
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+        tokio::spawn(conn);
+        sender.send_request(request).await?
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+        tokio::spawn(conn);
+        sender.send_request(request).await?
+    };
+    let status = response.status().as_u16();
+    response.into_body().collect().await?;
+    Ok(status)
 }
 
 /// Reads h2load `--log-file` output (start µs, status, duration µs, tab-separated).
