@@ -82,6 +82,13 @@ pub fn server_config(tls: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
         )
     })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // No session resumption: kubectl (Go's crypto/tls without a session cache) never
+    // resumes, and each of its runs is a new connection, so tickets were two more random
+    // draws, cache entries, records and a write on every one (`FRESH=1 benches/cpu-split.sh`:
+    // 34.5 → 28.0 syscalls a connection). Every connection also verifies its client
+    // certificate afresh.
+    config.send_tls13_tickets = 0;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(Arc::new(config))
 }
 

@@ -53,6 +53,30 @@ async fn status_with_cert(sluice: &Sluice, identity: Option<(&str, &str)>) -> u1
     status(&read_until_close(&mut tls).await)
 }
 
+/// Every connection makes a full handshake: sluice issues no session tickets (TLS 1.3) and
+/// keeps no session ids (TLS 1.2). kubectl (Go) never resumes a session, so tickets were
+/// work and bytes for nothing on every `kubectl` run; and a resumed session would skip
+/// verifying its client certificate again.
+#[tokio::test]
+async fn no_tls_session_is_resumed() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    // A client that keeps and offers sessions (rustls's default).
+    let config = tls_config(&sluice.ca.cert_pem(), &[b"http/1.1"], None);
+    let request = raw::get("/version");
+    for attempt in 0..3 {
+        let mut tls = raw::connect(sluice.addr, config.clone()).await.unwrap();
+        assert_eq!(
+            tls.get_ref().1.handshake_kind(),
+            Some(rustls::HandshakeKind::Full),
+            "connection {attempt}"
+        );
+        // Reading to the end takes in any ticket sent after the handshake.
+        tls.write_all(&request).await.unwrap();
+        assert_eq!(status(&read_until_close(&mut tls).await), 200);
+    }
+}
+
 #[tokio::test]
 async fn client_certificates_sluice_must_not_trust_fail_the_handshake() {
     let api = ApiServer::start().await;
