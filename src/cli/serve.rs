@@ -13,6 +13,7 @@ pub fn run(config_path: &Path) -> i32 {
             return 1;
         }
     };
+    raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -35,6 +36,35 @@ pub fn run(config_path: &Path) -> i32 {
             eprintln!("sluice: {err}");
             1
         }
+    }
+}
+
+/// Every agent connection, upstream connection and watch holds a file descriptor, and a
+/// workstation's default soft limit (1024) would stop sluice near a thousand connections
+/// (new ones wait in the backlog while accept fails). The hard limit is what the
+/// administrator allows: take all of it, as Go programs such as kube-apiserver do.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    /// Linux's default `fs.nr_open`: the most a process may have when the hard limit is
+    /// unlimited.
+    const UNLIMITED_CAP: u64 = 1 << 20;
+    let limit = getrlimit(Resource::Nofile);
+    let target = limit.maximum.unwrap_or(UNLIMITED_CAP);
+    let Some(current) = limit.current.filter(|&current| current < target) else {
+        return;
+    };
+    let raised = Rlimit {
+        current: Some(target),
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::info!(from = current, to = target, "open files limit raised"),
+        Err(err) => tracing::warn!(
+            limit = current,
+            hard = target,
+            error = %err,
+            "cannot raise the open files limit; connections beyond it will wait"
+        ),
     }
 }
 

@@ -53,6 +53,30 @@ async fn status_with_cert(sluice: &Sluice, identity: Option<(&str, &str)>) -> u1
     status(&read_until_close(&mut tls).await)
 }
 
+/// A workstation's soft limit on open files (1024 by default) would stop sluice near a
+/// thousand connections, new ones waiting in the backlog while accept fails; sluice takes
+/// the hard limit at start.
+#[tokio::test]
+async fn connections_past_the_soft_open_files_limit_are_all_accepted() {
+    let api = ApiServer::start().await;
+    let options = Options {
+        open_files: Some((64, 4096)),
+        ..Options::default()
+    };
+    let sluice = Sluice::start_with(&api, options).await;
+    let config = tls_config(&sluice.ca.cert_pem(), &[b"http/1.1"], None);
+    let mut held = Vec::new();
+    for i in 0..100 {
+        let connect = raw::connect(sluice.addr, config.clone());
+        let tls = tokio::time::timeout(Duration::from_secs(5), connect)
+            .await
+            .unwrap_or_else(|_| panic!("connection {i}: no handshake within 5 s"))
+            .unwrap();
+        held.push(tls);
+    }
+    assert_still_serving(&sluice).await;
+}
+
 /// Every connection makes a full handshake: sluice issues no session tickets (TLS 1.3) and
 /// keeps no session ids (TLS 1.2). kubectl (Go) never resumes a session, so tickets were
 /// work and bytes for nothing on every `kubectl` run; and a resumed session would skip

@@ -41,6 +41,8 @@ pub struct Options {
     /// PEM of the CA whose client certificates sluice accepts (`tls.client_ca`).
     pub agents_ca: Option<String>,
     pub audit_sync: &'static str,
+    /// (soft, hard) open-files limit sluice starts with (through `prlimit`).
+    pub open_files: Option<(u64, u64)>,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             upstream: None,
             agents_ca: None,
             audit_sync: "flush",
+            open_files: None,
         }
     }
 }
@@ -96,7 +99,16 @@ impl Sluice {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("sluice test CA");
         write_config(dir.path(), api, &ca, &options);
-        let (child, addr, admin) = spawn(dir.path()).await;
+        let command = match options.open_files {
+            Some((soft, hard)) => {
+                let mut prlimit = Command::new("prlimit");
+                prlimit.arg(format!("--nofile={soft}:{hard}")).arg("--");
+                prlimit.arg(env!("CARGO_BIN_EXE_sluice"));
+                prlimit
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_sluice")),
+        };
+        let (child, addr, admin) = spawn_command(dir.path(), command).await;
         Sluice {
             dir,
             addr,
@@ -280,12 +292,17 @@ admin: {{listen: 127.0.0.1:0}}
 
 /// Starts the binary and waits for the line that says it serves.
 pub async fn spawn(dir: &Path) -> (Child, SocketAddr, SocketAddr) {
+    spawn_command(dir, Command::new(env!("CARGO_BIN_EXE_sluice"))).await
+}
+
+/// [`spawn`], with `command` running the binary (or a wrapper that runs it).
+async fn spawn_command(dir: &Path, mut command: Command) -> (Child, SocketAddr, SocketAddr) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("sluice.log"))
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    let mut child = command
         .args(["serve", "--config"])
         .arg(dir.join("sluice.yaml"))
         .env("SLUICE_LOG", "sluice=debug,info")
