@@ -19,7 +19,8 @@
 # Environment: ROUNDS (3), DUR seconds a run (3), WARMUP (1), CONNS ("8 64 256"),
 # PROTOS ("h2 h1"), STREAMS per h2 connection (10), FRESH (1: CONNS clients each making a
 # new connection for every request, examples/bench_e2e.rs `connections`, instead of h2load), BODY (bytes of each response; 1000), AGENTS (in credentials.yaml; 1), PROXIES ("direct sluice nginx kubectl"),
-# WATCHES (2000; 0 skips the idle-watch RSS check), PIN (0; 1 = load generator on CPU 1,
+# WATCHES (2000; 0 skips the idle-watch RSS check), WATCH_PER_CONN (200 watches a connection;
+# 1: every watch on its own connection, as many agents each holding one), PIN (0; 1 = load generator on CPU 1,
 # servers on CPU 0), SLUICE_BIN / SLUICE_B_BIN / SLUICE_C_BIN (default: the release build), OUT (results dir),
 # TIME_LIMIT (1200 s for the whole script), NO_BUILD (1: use the binaries already built, for
 # A/B runs of saved builds while the tree is being edited).
@@ -40,6 +41,7 @@ STREAMS=${STREAMS:-10}
 PROXIES=${PROXIES:-"direct sluice nginx kubectl"}
 FRESH=${FRESH:-0}
 WATCHES=${WATCHES:-2000}
+WATCH_PER_CONN=${WATCH_PER_CONN:-200}
 PIN=${PIN:-0}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=${OUT:-$TARGET/bench-e2e/$(date +%Y%m%d-%H%M%S)}
@@ -255,7 +257,8 @@ if [[ $WATCHES -gt 0 && -n ${PROCS[sluice]:-} ]]; then
     PIDS+=($pid)
     rss0=$(awk '/VmRSS/{print $2}' "/proc/$pid/status")
     hold=$((10 + WATCHES / 200))
-    "$HELPER" watchers "https://127.0.0.1:18449" "$W/ca.crt" "$TOKEN" "$WATCHES" "$hold" > "$W/watchers.log" 2>&1 &
+    "$HELPER" watchers "https://127.0.0.1:18449" "$W/ca.crt" "$TOKEN" "$WATCHES" "$hold" "$WATCH_PER_CONN" \
+        > "$W/watchers.log" 2>&1 &
     wpid=$!
     sleep $((hold - 2))
     rss=$(awk '/VmRSS/{print $2}' "/proc/$pid/status")

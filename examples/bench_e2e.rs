@@ -7,7 +7,9 @@
 //!                                        object of ~BYTES (1 KB by default) at once;
 //!                                        `?watch=1|true` gets a chunked stream that sends one
 //!                                        event and never ends
-//! bench_e2e watchers URL CA TOKEN N SECS opens N HTTP/2 watch streams (200 a connection),
+//! bench_e2e watchers URL CA TOKEN N SECS [PER_CONN]
+//!                                        opens N HTTP/2 watch streams (PER_CONN, 200 by
+//!                                        default, a connection; 1: N agents' connections),
 //!                                        holds them SECS seconds, prints how many opened
 //! bench_e2e connections URL CA TOKEN PROTO CONC SECS LOGFILE
 //!                                        CONC clients, each in a loop for SECS seconds: a new
@@ -63,6 +65,14 @@ fn main() -> Result<(), Error> {
             arg(3)?,
             arg(4)?.parse()?,
             arg(5)?.parse()?,
+            match args.get(6) {
+                Some(n) => n
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("PER_CONN {n:?} is not a positive count"))?,
+                None => 200,
+            },
         )),
         "connections" => runtime()?.block_on(connections(Fresh {
             url: arg(1)?.parse()?,
@@ -182,8 +192,15 @@ async fn answer(req: Request<Incoming>, body: Bytes) -> Result<Response<BoxBody>
         .unwrap_or_default())
 }
 
-/// Opens `n` watches as HTTP/2 streams, at most 200 per connection (sluice allows 250).
-async fn watchers(url: &str, ca: &str, token: &str, n: usize, secs: u64) -> Result<(), Error> {
+/// Opens `n` watches as HTTP/2 streams, `per_conn` a connection (sluice allows 250).
+async fn watchers(
+    url: &str,
+    ca: &str,
+    token: &str,
+    n: usize,
+    secs: u64,
+    per_conn: usize,
+) -> Result<(), Error> {
     let uri: http::Uri = url.parse()?;
     let addr = format!(
         "{}:{}",
@@ -193,7 +210,6 @@ async fn watchers(url: &str, ca: &str, token: &str, n: usize, secs: u64) -> Resu
     let connector = client_tls(ca, b"h2")?;
     let opened = Arc::new(AtomicUsize::new(0));
     let mut held = Vec::new();
-    let per_conn = 200;
     for c in 0..n.div_ceil(per_conn) {
         let tcp = TcpStream::connect(&addr).await?;
         let stream = connector
