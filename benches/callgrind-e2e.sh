@@ -55,7 +55,7 @@ if [[ ${FRESH:-0} == 1 ]]; then
         [[ $1 == warm ]] && secs=3
         "$HELPER" connections "$URL" "$W/ca.crt" "$TOKEN" "$PROTO" "$CONNS" "$secs" "$W/fresh.log" \
             > "$W/fresh.out"
-        N=$(sed -n 's/^connections: \([0-9]*\) in .*/\1/p' "$W/fresh.out")
+        N=$(sed -n 's/^connections: [0-9]* answered 2xx of \([0-9]*\) in .*/\1/p' "$W/fresh.out")
     }
 else
     load() { load_exactly "$1" "$URL" "$W/h2load.out"; }

@@ -49,7 +49,7 @@ if [[ ${FRESH:-0} == 1 ]]; then
         [[ $1 == warm ]] && secs=1
         "$HELPER" connections "$URL" "$W/ca.crt" "$TOKEN" "$PROTO" "$CONNS" "$secs" "$W/fresh.log" \
             > "$W/fresh.out"
-        N=$(sed -n 's/^connections: \([0-9]*\) in .*/\1/p' "$W/fresh.out")
+        N=$(sed -n 's/^connections: [0-9]* answered 2xx of \([0-9]*\) in .*/\1/p' "$W/fresh.out")
         echo "finished in x, $(sed -n 's/.*, \([0-9.]*\) a second$/\1/p' "$W/fresh.out") req/s" > "$W/h2load.out"
     }
     DUR=${DUR:-5}

@@ -217,7 +217,7 @@ run_one() { # round proto conns proxy
         # A new connection and TLS handshake for every request, no warm-up to discount.
         out=$("${GEN[@]}" timeout $((DUR + 30)) "$HELPER" connections "$url" "$W/ca.crt" "$TOKEN" \
             "$proto" "$conns" "$DUR" "$logf" 2>&1) || true
-        out=$(sed -n 's/^connections: \([0-9]*\) in .*, \([0-9.]*\) a second$/finished in x, \2 req\/s\nrequests: x \1 succeeded/p' <<<"$out")
+        out=$(sed -n 's/^connections: \([0-9]*\) answered 2xx of .*, \([0-9.]*\) a second$/finished in x, \2 req\/s\nrequests: x \1 succeeded/p' <<<"$out")
     else
         out=$("${GEN[@]}" timeout $((DUR + WARMUP + 30)) h2load "${args[@]}" --log-file="$logf" "$url" 2>&1) || true
     fi
@@ -230,6 +230,11 @@ run_one() { # round proto conns proxy
         log "run failed: $proxy $proto c=$conns"; echo "$out" >> "$OUT/failures.log"; return 0
     fi
     read -r p50 p99 _ failed < <("$HELPER" stats "$logf")
+    if [[ $failed != 0 ]]; then
+        # Keep what the generator said and the requests that were not answered 2xx.
+        { echo "== round $round $proxy $proto c=$conns: $failed not 2xx"; echo "$out"
+          awk -F'\t' '$2 !~ /^2/' "$logf" | head -20; } >> "$OUT/not-2xx.log"
+    fi
     # Ticks during warm-up are counted too: scale by the requests of the whole run.
     local total=$ok
     [[ $FRESH == 1 ]] || total=$(( ok * (DUR + WARMUP) / DUR ))

@@ -16,7 +16,8 @@
 //!                                        TCP connection, a TLS handshake (ALPN h2 or http/1.1
 //!                                        by PROTO; none for http://), one GET, close — what
 //!                                        every `kubectl` run costs; writes h2load-style lines
-//!                                        (start µs, status, µs) to LOGFILE, prints conn/s
+//!                                        (start µs, status, µs) to LOGFILE, prints how many
+//!                                        were answered 2xx and how many a second
 //! bench_e2e stats LOGFILE...             p50/p99 (ms) and count of h2load --log-file output
 //! ```
 
@@ -339,6 +340,8 @@ async fn connections(run: Fresh<'_>) -> Result<(), Error> {
                         Ok(status) => status,
                         Err(err) => {
                             eprintln!("connection failed: {err}");
+                            // Not a tight loop of failures against a server that is down.
+                            tokio::time::sleep(Duration::from_millis(10)).await;
                             0
                         }
                     },
@@ -361,11 +364,15 @@ async fn connections(run: Fresh<'_>) -> Result<(), Error> {
         out.extend(client.await?);
     }
     let done = out.lines().count();
+    let ok = out
+        .lines()
+        .filter(|line| line.split('\t').nth(1).is_some_and(|s| s.starts_with('2')))
+        .count();
     std::fs::write(run.log, out)?;
     let secs = epoch.elapsed().as_secs_f64();
     println!(
-        "connections: {done} in {secs:.2} s, {:.1} a second",
-        done as f64 / secs
+        "connections: {ok} answered 2xx of {done} in {secs:.2} s, {:.1} a second",
+        ok as f64 / secs
     );
     Ok(())
 }
