@@ -50,6 +50,7 @@ W=$(mktemp -d "$TARGET/bench-e2e/work.XXXXXX")   # a real disk: fsync must cost 
 
 PORT_UP=18443 PORT_SLUICE=18444 PORT_NGINX=18445 PORT_KUBECTL=18446 PORT_SLUICE_B=18447
 PORT_SLUICE_Q=18448 PORT_SLUICE_F=18450 PORT_SLUICE_C=18451 PORT_SLUICE_1W=18452
+# 18449 and 18453: the sluice and nginx that hold the idle watches
 TOKEN=sluice_bench-token-for-claude-code
 PATH_GET=/api/v1/namespaces/default/configmaps/bench
 
@@ -98,6 +99,63 @@ start_sluice() { # name port binary log-filter [audit sync] [tokio workers]
     echo $pid
 }
 
+# nginx in front of the upstream on PORT, its files in DIR, EXTRA directives in its location.
+start_nginx() { # dir port [extra]
+    local dir=$1 port=$2 extra=${3:-}
+    mkdir -p "$dir"
+    cat > "$dir/nginx.conf" <<EOF
+daemon off;
+user root;
+worker_processes 2;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 8192; multi_accept on; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
+    keepalive_requests 1000000;
+    http2_max_requests 1000000;
+    http2_max_concurrent_streams 250;
+    upstream apiserver {
+        server 127.0.0.1:$PORT_UP;
+        keepalive 256;
+        keepalive_requests 1000000;
+        keepalive_timeout 90s;
+    }
+    server {
+        listen 127.0.0.1:$port ssl http2;
+        ssl_certificate $W/server.crt;
+        ssl_certificate_key $W/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        location / {
+            proxy_pass https://apiserver;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Authorization "Bearer $UPSTREAM_TOKEN";
+            proxy_ssl_session_reuse on;
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate $W/ca.crt;
+            proxy_ssl_name localhost;
+            proxy_ssl_server_name off;
+            # Large responses stream through memory buffers, never a temp file on disk.
+            proxy_max_temp_file_size 0;
+            $extra
+        }
+    }
+}
+EOF
+    "${SRV[@]}" nginx -c "$dir/nginx.conf" -p "$dir" > "$dir/stdout" 2>&1 &
+    PIDS+=($!)
+    wait_port "$port"
+    sleep 0.2
+}
+
+nginx_pids() { # dir
+    echo "$(cat "$1/nginx.pid") $(pgrep -P "$(cat "$1/nginx.pid")" | tr '\n' ' ')"
+}
+
 declare -A PORT PROCS SCHEME
 PORT[direct]=$PORT_UP; PROCS[direct]=""; SCHEME[direct]=https
 for p in $PROXIES; do
@@ -123,55 +181,9 @@ for p in $PROXIES; do
         PORT[sluice_1w]=$PORT_SLUICE_1W; SCHEME[sluice_1w]=https
         PROCS[sluice_1w]=$(start_sluice sluice_1w $PORT_SLUICE_1W "$SLUICE_BIN" "${SLUICE_LOG:-info}" fsync 1); PIDS+=(${PROCS[sluice_1w]}) ;;
     nginx)
-        mkdir -p "$W/nginx"
-        cat > "$W/nginx/nginx.conf" <<EOF
-daemon off;
-user root;
-worker_processes 2;
-pid $W/nginx/nginx.pid;
-error_log $W/nginx/error.log warn;
-events { worker_connections 8192; multi_accept on; }
-http {
-    access_log off;
-    client_body_temp_path $W/nginx/body; proxy_temp_path $W/nginx/proxy;
-    fastcgi_temp_path $W/nginx/fcgi; uwsgi_temp_path $W/nginx/uwsgi; scgi_temp_path $W/nginx/scgi;
-    keepalive_requests 1000000;
-    http2_max_requests 1000000;
-    http2_max_concurrent_streams 250;
-    upstream apiserver {
-        server 127.0.0.1:$PORT_UP;
-        keepalive 256;
-        keepalive_requests 1000000;
-        keepalive_timeout 90s;
-    }
-    server {
-        listen 127.0.0.1:$PORT_NGINX ssl http2;
-        ssl_certificate $W/server.crt;
-        ssl_certificate_key $W/server.key;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_session_cache shared:SSL:10m;
-        location / {
-            proxy_pass https://apiserver;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Authorization "Bearer $UPSTREAM_TOKEN";
-            proxy_ssl_session_reuse on;
-            proxy_ssl_verify on;
-            proxy_ssl_trusted_certificate $W/ca.crt;
-            proxy_ssl_name localhost;
-            proxy_ssl_server_name off;
-            # Large responses stream through memory buffers, never a temp file on disk.
-            proxy_max_temp_file_size 0;
-        }
-    }
-}
-EOF
-        "${SRV[@]}" nginx -c "$W/nginx/nginx.conf" -p "$W/nginx" > "$W/nginx/stdout" 2>&1 &
-        PIDS+=($!)
-        wait_port $PORT_NGINX
-        sleep 0.2
+        start_nginx "$W/nginx" $PORT_NGINX
         PORT[nginx]=$PORT_NGINX; SCHEME[nginx]=https
-        PROCS[nginx]="$(cat "$W/nginx/nginx.pid") $(pgrep -P "$(cat "$W/nginx/nginx.pid")" | tr '\n' ' ')" ;;
+        PROCS[nginx]=$(nginx_pids "$W/nginx") ;;
     kubectl)
         cat > "$W/kubeconfig" <<EOF
 apiVersion: v1
@@ -256,20 +268,39 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-# Idle watches: RSS of a sluice holding WATCHES open HTTP/2 watch streams.
+# Idle watches: RSS of a fresh sluice (and nginx, if it ran) holding WATCHES open HTTP/2
+# watch streams, WATCH_PER_CONN a connection.
+rss_kb() { # pids...
+    local t=0 p
+    for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status"))); done
+    echo $t
+}
+hold_watches() { # name port pids...
+    local name=$1 port=$2
+    shift 2
+    local rss0 rss hold=$((10 + WATCHES / 200)) wpid opened
+    rss0=$(rss_kb "$@")
+    "$HELPER" watchers "https://127.0.0.1:$port" "$W/ca.crt" "$TOKEN" "$WATCHES" "$hold" "$WATCH_PER_CONN" \
+        > "$W/watchers-$name.log" 2>&1 &
+    wpid=$!
+    sleep $((hold - 2))
+    rss=$(rss_kb "$@")
+    wait $wpid || true
+    opened=$(sed -n 's/^watchers: \([0-9]*\) open at the end/\1/p' "$W/watchers-$name.log")
+    echo -e "$name\twatches\t${opened:-0}\tper_conn\t$WATCH_PER_CONN\trss_idle_kb\t$rss0\trss_kb\t$rss" |
+        tee -a "$OUT/watches.tsv" >&2
+}
 if [[ $WATCHES -gt 0 && -n ${PROCS[sluice]:-} ]]; then
     pid=$(start_sluice watch-rss 18449 "$SLUICE_BIN" "${SLUICE_LOG:-info}")
     PIDS+=($pid)
-    rss0=$(awk '/VmRSS/{print $2}' "/proc/$pid/status")
-    hold=$((10 + WATCHES / 200))
-    "$HELPER" watchers "https://127.0.0.1:18449" "$W/ca.crt" "$TOKEN" "$WATCHES" "$hold" "$WATCH_PER_CONN" \
-        > "$W/watchers.log" 2>&1 &
-    wpid=$!
-    sleep $((hold - 2))
-    rss=$(awk '/VmRSS/{print $2}' "/proc/$pid/status")
-    wait $wpid || true
-    opened=$(sed -n 's/^watchers: \([0-9]*\) open at the end/\1/p' "$W/watchers.log")
-    echo -e "watches\t${opened:-0}\trss_idle_kb\t$rss0\trss_kb\t$rss" | tee "$OUT/watches.tsv" >&2
+    hold_watches sluice 18449 "$pid"
+fi
+if [[ $WATCHES -gt 0 && -n ${PROCS[nginx]:-} ]]; then
+    # A fresh nginx configured for watches: events go out as they come (no buffering) and
+    # an idle watch is not cut after nginx's default 60 s.
+    start_nginx "$W/nginx-watch" 18453 "proxy_buffering off; proxy_read_timeout 3600s;"
+    # shellcheck disable=SC2046
+    hold_watches nginx 18453 $(nginx_pids "$W/nginx-watch")
 fi
 
 python3 "$ROOT/benches/summarize.py" "$RESULTS" "${OUT}/watches.tsv" | tee "$OUT/summary.md"

@@ -59,15 +59,17 @@ def main(results, watches=None):
 
     if watches:
         try:
-            cols = open(watches).read().split()
+            lines = open(watches).read().splitlines()
         except OSError:
             return
-        d = dict(zip(cols[0::2], cols[1::2]))
         print()
-        print(f"Idle watches through sluice: {d.get('watches')} open; sluice RSS "
-              f"{int(d['rss_idle_kb']) / 1024:.1f} MB idle → {int(d['rss_kb']) / 1024:.1f} MB "
-              f"holding them.")
-
+        for line in lines:
+            cols = line.split("\t")
+            name, d = cols[0], dict(zip(cols[1::2], cols[2::2]))
+            print(f"Idle watches through {name}: {d.get('watches')} open, "
+                  f"{d.get('per_conn')} a connection; RSS "
+                  f"{int(d['rss_idle_kb']) / 1024:.1f} MB idle → {int(d['rss_kb']) / 1024:.1f} MB "
+                  f"holding them.")
 
 if __name__ == "__main__":
     main(*sys.argv[1:])
