@@ -69,7 +69,10 @@ impl Connection {
 
     /// A stream slot on this connection, if it is open and (unless `full_ok`) has one free.
     fn slot(self: &Arc<Self>, full_ok: bool) -> Option<Slot> {
-        if !self.is_open() {
+        // A plain load first: connections full of watches are passed over by every request
+        // that looks for a slot, and each would otherwise pay two read-modify-writes there.
+        let full = || self.streams.load(Ordering::Relaxed) >= self.max_streams;
+        if !self.is_open() || (!full_ok && full()) {
             return None;
         }
         let before = self.streams.fetch_add(1, Ordering::Relaxed);
