@@ -311,7 +311,7 @@ async fn spawn_command(dir: &Path, mut command: Command) -> (Child, SocketAddr, 
         .stderr(Stdio::from(log))
         .kill_on_drop(true)
         .spawn()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", command.as_std().get_program()));
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let ready = tokio::time::timeout(Duration::from_secs(20), async {
         let mut admin = None;
