@@ -48,14 +48,12 @@ trap cleanup EXIT
 start_upstream "$W"
 URL=https://127.0.0.1:$PORT_SLUICE$PATH_GET
 if [[ ${FRESH:-0} == 1 ]]; then
-    # A new connection and TLS handshake a request, CONNS clients for DUR seconds (3 to warm
-    # up): N is what they got done.
-    load() { # warm | count
+    # A connection a request, CONNS clients for DUR seconds (3 to warm up): N is how many
+    # connections they made.
+    load() { # warm | anything
         local secs=${DUR:-10}
         [[ $1 == warm ]] && secs=3
-        "$HELPER" connections "$URL" "$W/ca.crt" "$TOKEN" "$PROTO" "$CONNS" "$secs" "$W/fresh.log" \
-            > "$W/fresh.out"
-        N=$(sed -n 's/^connections: [0-9]* answered 2xx of \([0-9]*\) in .*/\1/p' "$W/fresh.out")
+        read -r _ N _ < <(fresh_connections "$URL" "$PROTO" "$CONNS" "$secs" "$W/fresh.log")
     }
 else
     load() { load_exactly "$1" "$URL" "$W/h2load.out"; }

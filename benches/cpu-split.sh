@@ -42,19 +42,19 @@ wait_port $PORT_SLUICE
 
 URL=https://127.0.0.1:$PORT_SLUICE/api/v1/namespaces/default/configmaps/bench
 if [[ ${FRESH:-0} == 1 ]]; then
-    # A new connection and TLS handshake a request, CONNS clients for DUR seconds: N is what
-    # they got done (the h2load.out line is written for the report below).
-    load() {
+    # A connection a request, CONNS clients for DUR seconds (1 to warm up): N is how many
+    # connections they made.
+    DUR=${DUR:-5}
+    load() { # warm | anything
         local secs=$DUR
         [[ $1 == warm ]] && secs=1
-        "$HELPER" connections "$URL" "$W/ca.crt" "$TOKEN" "$PROTO" "$CONNS" "$secs" "$W/fresh.log" \
-            > "$W/fresh.out"
-        N=$(sed -n 's/^connections: [0-9]* answered 2xx of \([0-9]*\) in .*/\1/p' "$W/fresh.out")
-        echo "finished in x, $(sed -n 's/.*, \([0-9.]*\) a second$/\1/p' "$W/fresh.out") req/s" > "$W/h2load.out"
+        read -r _ N RATE < <(fresh_connections "$URL" "$PROTO" "$CONNS" "$secs" "$W/fresh.log")
     }
-    DUR=${DUR:-5}
 else
-    load() { load_exactly "$1" "$URL" "$W/h2load.out"; }
+    load() { # requests
+        load_exactly "$1" "$URL" "$W/h2load.out"
+        RATE=$(awk '/^finished/ { print $4 }' "$W/h2load.out")
+    }
 fi
 ticks() { awk '{ print $14, $15 }' "/proc/$SLUICE/stat"; }
 
@@ -83,6 +83,6 @@ if [[ ${SYSCALLS:-0} == 1 ]]; then
 fi
 hz=$(getconf CLK_TCK)
 awk -v u=$((user1 - user0)) -v s=$((sys1 - sys0)) -v n="$N" -v hz="$hz" \
-    -v bin="$BIN" -v rate="$(awk '/^finished/ { print $4 }' "$W/h2load.out")" -v what="$PROTO x $CONNS" 'BEGIN {
+    -v bin="$BIN" -v rate="$RATE" -v what="$PROTO x $CONNS" 'BEGIN {
     printf "%s, %d requests, %s req/s: user %.1f us, system %.1f us, total %.1f us a request (%s)\n",
         what, n, rate, u * 1e6 / hz / n, s * 1e6 / hz / n, (u + s) * 1e6 / hz / n, bin }'

@@ -100,6 +100,16 @@ EOT
 # Exactly N requests to URL as the bench agent with h2load: PROTO (h1 | h2), CONNS, STREAMS a
 # connection over HTTP/2 (1 unless set). h2load's report goes to OUT; fails unless every
 # request succeeded.
+# A new connection and TLS handshake for every request: CLIENTS clients in a loop for SECS
+# seconds (examples/bench_e2e.rs `connections`, what every kubectl run makes), each request's
+# line in LOG. Prints "answered-2xx attempted per-second"; the helper's own output goes to
+# LOG.out. Runs under GEN (run-e2e.sh's PIN) if set.
+fresh_connections() { # url proto clients secs log
+    ${GEN[@]+"${GEN[@]}"} timeout $(($4 + 30)) "$HELPER" connections "$1" "$W/ca.crt" "$TOKEN" \
+        "$2" "$3" "$4" "$5" > "$5.out" 2>&1 || true
+    sed -n 's/^connections: \([0-9]*\) answered 2xx of \([0-9]*\) in .*, \([0-9.]*\) a second$/\1 \2 \3/p' "$5.out"
+}
+
 load_exactly() { # requests url out
     local args=(-n "$1" -c "$CONNS" -t 1 -H "authorization: Bearer $TOKEN")
     if [[ $PROTO == h1 ]]; then args+=(--h1 -m 1); else args+=(-m "${STREAMS:-1}"); fi

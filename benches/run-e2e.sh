@@ -224,20 +224,18 @@ run_one() { # round proto conns proxy
     rm -f "$logf"
     # shellcheck disable=SC2086
     local before=$(cpu_ticks ${PROCS[$proxy]}) up_before=$(cpu_ticks $PID_UP)
-    local out
+    local out rps ok
     if [[ $FRESH == 1 ]]; then
         # A new connection and TLS handshake for every request, no warm-up to discount.
-        out=$("${GEN[@]}" timeout $((DUR + 30)) "$HELPER" connections "$url" "$W/ca.crt" "$TOKEN" \
-            "$proto" "$conns" "$DUR" "$logf" 2>&1) || true
-        out=$(sed -n 's/^connections: \([0-9]*\) answered 2xx of .*, \([0-9.]*\) a second$/finished in x, \2 req\/s\nrequests: x \1 succeeded/p' <<<"$out")
+        read -r ok _ rps < <(fresh_connections "$url" "$proto" "$conns" "$DUR" "$logf") || true
+        out=$(cat "$logf.out")
     else
         out=$("${GEN[@]}" timeout $((DUR + WARMUP + 30)) h2load "${args[@]}" --log-file="$logf" "$url" 2>&1) || true
+        rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' <<<"$out")
+        ok=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
     fi
     # shellcheck disable=SC2086
     local after=$(cpu_ticks ${PROCS[$proxy]}) up_after=$(cpu_ticks $PID_UP)
-    local rps ok
-    rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' <<<"$out")
-    ok=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
     if [[ -z $rps || -z $ok || $ok == 0 ]]; then
         log "run failed: $proxy $proto c=$conns"; echo "$out" >> "$OUT/failures.log"; return 0
     fi
