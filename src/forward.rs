@@ -94,14 +94,13 @@ pub struct ForwardContext<'a> {
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
 
-/// The apiserver sluice forwards to.
+/// The apiserver sluice forwards to, with connections of its own.
+///
+/// Each thread that serves agents has its own `Upstream` ([`Upstream::for_another_thread`]):
+/// its connections are driven by that thread's runtime, so a request and the upstream
+/// connection carrying it never wake another thread.
 pub struct Upstream {
-    scheme: http::uri::Scheme,
-    authority: http::uri::Authority,
-    /// A path prefix of the server URL (e.g. Rancher's `/k8s/clusters/c-1`), without a
-    /// trailing slash; usually empty.
-    base_path: String,
-    display: String,
+    target: Arc<Target>,
     /// HTTP/2 where the upstream speaks it (ALPN), else HTTP/1.1 (pooled). Requests that
     /// end go over a lane of their own, where they share as few connections as their number
     /// allows and are framed and flushed together (measured against spreading them over
@@ -112,9 +111,55 @@ pub struct Upstream {
     stream_lane: Lane,
     /// HTTP/1.1 only: upgrades (SPDY, WebSocket) need it.
     upgrade_client: HttpsClient,
+}
+
+/// What every thread's [`Upstream`] shares: where the upstream is, how to reach it and
+/// under which credential.
+struct Target {
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    /// A path prefix of the server URL (e.g. Rancher's `/k8s/clusters/c-1`), without a
+    /// trailing slash; usually empty.
+    base_path: String,
+    display: String,
     auth: UpstreamAuth,
     impersonate: bool,
     timeout: Duration,
+    tls: Arc<rustls::ClientConfig>,
+    connect_timeout: Duration,
+    /// `None` for a plain `http://` upstream.
+    dialer: Option<Arc<Dialer>>,
+}
+
+impl Target {
+    /// A lane to the upstream, with no connection yet.
+    fn lane(&self) -> Lane {
+        Lane::new(self.dialer.clone(), self.client(true))
+    }
+
+    /// hyper-util's pooled client: HTTP/1.1 (and HTTP/2 if `http2`, for an upstream that
+    /// answers ALPN without a dial of the lane's own).
+    fn client(&self, http2: bool) -> HttpsClient {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(self.connect_timeout));
+        http.set_nodelay(true);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*self.tls).clone())
+            .https_or_http();
+        let connector = if http2 {
+            builder.enable_http1().enable_http2().wrap_connector(http)
+        } else {
+            builder.enable_http1().wrap_connector(http)
+        };
+        Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .http2_keep_alive_interval(KEEP_ALIVE)
+            .http2_keep_alive_while_idle(true)
+            .build(connector)
+    }
 }
 
 impl Upstream {
@@ -137,27 +182,6 @@ impl Upstream {
                 .map_err(|e| UpstreamError::Config(format!("TLS for {display}: {e}")))?
         };
         let auth = UpstreamAuth::from_kube_config(&kube_config)?;
-        let build = |http2: bool| {
-            let mut http = HttpConnector::new();
-            http.enforce_http(false);
-            http.set_connect_timeout(Some(config.connect_timeout));
-            http.set_nodelay(true);
-            let builder = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls.clone())
-                .https_or_http();
-            let connector = if http2 {
-                builder.enable_http1().enable_http2().wrap_connector(http)
-            } else {
-                builder.enable_http1().wrap_connector(http)
-            };
-            Client::builder(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(Duration::from_secs(90))
-                .http2_keep_alive_interval(KEEP_ALIVE)
-                .http2_keep_alive_while_idle(true)
-                .build(connector)
-        };
         let dialer = if scheme == http::uri::Scheme::HTTPS {
             let port = authority.port_u16().unwrap_or(443);
             let dialer = Dialer::new(
@@ -172,33 +196,49 @@ impl Upstream {
         } else {
             None
         };
-        let lane = || Lane::new(dialer.clone(), build(true));
-        Ok(Upstream {
+        Ok(Upstream::new(Arc::new(Target {
             scheme,
             authority,
             base_path,
             display,
-            lane: lane(),
-            stream_lane: lane(),
-            upgrade_client: build(false),
             auth,
             impersonate: config.impersonate,
             timeout: config.timeout,
-        })
+            tls: Arc::new(tls),
+            connect_timeout: config.connect_timeout,
+            dialer,
+        })))
+    }
+
+    fn new(target: Arc<Target>) -> Upstream {
+        Upstream {
+            lane: target.lane(),
+            stream_lane: target.lane(),
+            upgrade_client: target.client(false),
+            target,
+        }
+    }
+
+    /// The same upstream with no connection yet, for another thread's requests (each
+    /// thread's connections are its own, see [`Upstream`]).
+    pub fn for_another_thread(&self) -> Upstream {
+        Upstream::new(self.target.clone())
     }
 
     /// `host:port` of the upstream, for reachability probes.
     pub fn authority(&self) -> String {
-        match self.authority.port_u16() {
-            Some(_) => self.authority.to_string(),
-            None if self.scheme == http::uri::Scheme::HTTP => format!("{}:80", self.authority),
-            None => format!("{}:443", self.authority),
+        match self.target.authority.port_u16() {
+            Some(_) => self.target.authority.to_string(),
+            None if self.target.scheme == http::uri::Scheme::HTTP => {
+                format!("{}:80", self.target.authority)
+            }
+            None => format!("{}:443", self.target.authority),
         }
     }
 
     /// The upstream's URL as shown in messages and logs (no credentials).
     pub fn display(&self) -> &str {
-        &self.display
+        &self.target.display
     }
 
     /// Sends a permitted request upstream and returns the response head with its streaming
@@ -213,7 +253,7 @@ impl Upstream {
         *request.uri_mut() = self.upstream_uri(request.uri())?;
         // ALPN picks HTTP/2 or HTTP/1.1; a request must not insist on the agent's version.
         *request.version_mut() = Version::HTTP_11;
-        let credential = self.auth.header().await?;
+        let credential = self.target.auth.header().await?;
         rewrite_request_headers(request.headers_mut(), upgrade);
         let headers = request.headers_mut();
         if let Some(value) = credential {
@@ -223,7 +263,7 @@ impl Upstream {
             .ok_or_else(|| ForwardError::Credential("request id is not a header value".into()))?;
         headers.insert(X_REQUEST_ID, id.clone());
         headers.insert(AUDIT_ID, id);
-        if self.impersonate {
+        if self.target.impersonate {
             let user = HeaderValue::from_str(&format!("sluice:agent:{}", ctx.agent))
                 .map_err(|_| ForwardError::Credential("agent name is not a header value".into()))?;
             headers.insert("impersonate-user", user);
@@ -242,13 +282,13 @@ impl Upstream {
                 self.lane.send(request).await
             }
         };
-        match tokio::time::timeout(self.timeout, sent).await {
+        match tokio::time::timeout(self.target.timeout, sent).await {
             Err(_) => Err(ForwardError::Timeout {
-                upstream: self.display.clone(),
-                timeout: self.timeout,
+                upstream: self.target.display.clone(),
+                timeout: self.target.timeout,
             }),
             Ok(Err(err)) => Err(ForwardError::Unreachable {
-                upstream: self.display.clone(),
+                upstream: self.target.display.clone(),
                 source: err,
             }),
             Ok(Ok(mut response)) => {
@@ -266,21 +306,21 @@ impl Upstream {
 
     fn upstream_uri(&self, uri: &Uri) -> Result<Uri, ForwardError> {
         let unreachable = |e: http::Error| ForwardError::Unreachable {
-            upstream: self.display.clone(),
+            upstream: self.target.display.clone(),
             source: Box::new(e),
         };
         let path_and_query = match uri.path_and_query() {
             // The agent's own, already parsed: shared, not parsed again.
-            Some(path_and_query) if self.base_path.is_empty() => path_and_query.clone(),
+            Some(path_and_query) if self.target.base_path.is_empty() => path_and_query.clone(),
             path_and_query => {
                 let path_and_query = path_and_query.map_or("/", |p| p.as_str());
-                PathAndQuery::try_from(format!("{}{path_and_query}", self.base_path))
+                PathAndQuery::try_from(format!("{}{path_and_query}", self.target.base_path))
                     .map_err(|e| unreachable(e.into()))?
             }
         };
         let mut parts = uri::Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
+        parts.scheme = Some(self.target.scheme.clone());
+        parts.authority = Some(self.target.authority.clone());
         parts.path_and_query = Some(path_and_query);
         Uri::from_parts(parts).map_err(|e| unreachable(e.into()))
     }

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use std::convert::Infallible;
@@ -17,6 +18,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::TlsAcceptor;
 
 use crate::Body;
@@ -49,7 +51,8 @@ const MAX_HEADERS: usize = 100;
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves connections from `listener` until `shutdown` resolves, then drains.
+/// Serves connections from `listener` on this task's runtime until `shutdown` resolves,
+/// then drains.
 ///
 /// `make_service` builds the per-connection service once the peer is known.
 pub async fn serve<M, S>(
@@ -63,9 +66,22 @@ pub async fn serve<M, S>(
     S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
 {
-    let acceptor = tls.map(TlsAcceptor::from);
-    let graceful = GracefulShutdown::new();
-    let builder = Arc::new(http_builder(&limits));
+    let connections = Connections::new(tls, &limits);
+    accept(listener, shutdown, |stream, addr| {
+        // The handshake runs in the connection's own task so a slow client blocks nobody.
+        tokio::spawn(connections.run(stream, addr, make_service.clone()));
+        true
+    })
+    .await;
+    connections.drain(limits.shutdown_grace).await;
+}
+
+/// Accepts connections until `shutdown` resolves or `hand_off` returns false.
+async fn accept(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    mut hand_off: impl FnMut(TcpStream, SocketAddr) -> bool,
+) {
     tokio::pin!(shutdown);
     loop {
         let (stream, addr) = tokio::select! {
@@ -81,20 +97,208 @@ pub async fn serve<M, S>(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let conn = Connection {
-            acceptor: acceptor.clone(),
-            builder: builder.clone(),
-            watcher: graceful.watcher(),
-        };
-        // The handshake runs in the connection's own task so a slow client blocks nobody.
-        tokio::spawn(conn.run(stream, addr, make_service.clone()));
+        if !hand_off(stream, addr) {
+            break;
+        }
     }
-    drop(listener);
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
+}
+
+/// Threads that serve agent connections, each on a single-threaded runtime of its own.
+///
+/// With one runtime whose workers steal each other's tasks, a request crossed threads
+/// twice: the agent's connection task handed it to the upstream connection's task, and
+/// tokio woke the other worker to run it, and back (with two workers, a third of sluice's
+/// CPU on HTTP/1.1 went to the scheduler; one worker spent 0.65 of the CPU a request, but
+/// one core is not enough for many connections). Here each thread runs whole connections
+/// with their own upstream connections ([`crate::forward::Upstream::for_another_thread`]):
+/// a request stays on one thread from the agent's bytes to the upstream's and back, and the
+/// threads share only policy, credentials, approvals and the audit log.
+///
+/// One acceptor hands each new connection to the thread with the fewest open, so the
+/// threads are balanced by what they hold, not by a port hash.
+pub struct AgentThreads {
+    threads: Vec<AgentThread>,
+}
+
+struct AgentThread {
+    hand_off: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
+    open: Arc<AtomicUsize>,
+    stopped: oneshot::Receiver<()>,
+}
+
+impl AgentThreads {
+    /// Starts one thread for each of `setups`; each runs its setup on its runtime first,
+    /// which gives the thread's service maker.
+    pub fn start<F, M, S>(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        limits: &LimitsConfig,
+        setups: Vec<F>,
+    ) -> std::io::Result<AgentThreads>
+    where
+        F: FnOnce() -> M + Send + 'static,
+        M: Fn(Arc<Peer>) -> S + Clone + Send + 'static,
+        S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
     {
-        tracing::warn!(grace = ?limits.shutdown_grace, "connections still open after the grace period; closing them");
+        let mut threads = Vec::with_capacity(setups.len());
+        for (index, setup) in setups.into_iter().enumerate() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (hand_off, mut handed) = mpsc::unbounded_channel();
+            let (stop, stopped) = oneshot::channel();
+            let open = Arc::new(AtomicUsize::new(0));
+            let connections = Connections::new(tls.clone(), limits);
+            let grace = limits.shutdown_grace;
+            let counted = open.clone();
+            std::thread::Builder::new()
+                .name(format!("sluice-agents-{index}"))
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        let make_service = setup();
+                        while let Some((stream, addr)) = handed.recv().await {
+                            let open = Open(counted.clone());
+                            let stream = match TcpStream::from_std(stream) {
+                                Ok(stream) => stream,
+                                Err(err) => {
+                                    tracing::warn!(peer = %addr, error = %err, "cannot serve a connection");
+                                    continue;
+                                }
+                            };
+                            let conn = connections.run(stream, addr, make_service.clone());
+                            tokio::spawn(async move {
+                                conn.await;
+                                drop(open);
+                            });
+                        }
+                        connections.drain(grace).await;
+                    });
+                    // Whatever outlived the grace period is closed with the runtime.
+                    drop(runtime);
+                    let _ = stop.send(());
+                })?;
+            threads.push(AgentThread {
+                hand_off,
+                open,
+                stopped,
+            });
+        }
+        Ok(AgentThreads { threads })
+    }
+
+    /// Each thread's count of open connections (for tests).
+    #[cfg(test)]
+    fn open_counts(&self) -> Vec<Arc<AtomicUsize>> {
+        self.threads.iter().map(|t| t.open.clone()).collect()
+    }
+
+    /// Hands connections from `listener` to the threads until `shutdown` resolves, then
+    /// lets each thread drain its connections (within `limits.shutdown_grace`) and waits.
+    pub async fn serve(mut self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        accept(listener, shutdown, |stream, addr| {
+            self.hand_off(stream, addr)
+        })
+        .await;
+        // Every thread drains at once: the senders go first, then the wait.
+        let stopped: Vec<_> = self.threads.into_iter().map(|t| t.stopped).collect();
+        for thread in stopped {
+            let _ = thread.await;
+        }
+    }
+
+    /// Gives a connection to the thread with the fewest open; false once no thread is left.
+    fn hand_off(&mut self, stream: TcpStream, addr: SocketAddr) -> bool {
+        let mut stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::warn!(peer = %addr, error = %err, "cannot hand a connection over");
+                return true;
+            }
+        };
+        loop {
+            let Some((index, thread)) = self
+                .threads
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, thread)| thread.open.load(Ordering::Relaxed))
+            else {
+                tracing::error!("no thread left to serve agents");
+                return false;
+            };
+            thread.open.fetch_add(1, Ordering::Relaxed);
+            match thread.hand_off.send((stream, addr)) {
+                Ok(()) => return true,
+                Err(mpsc::error::SendError((back, _))) => {
+                    tracing::error!(thread = index, "a thread serving agents has stopped");
+                    stream = back;
+                    self.threads.swap_remove(index);
+                }
+            }
+        }
+    }
+}
+
+/// A connection counted as open on its thread until dropped.
+struct Open(Arc<AtomicUsize>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What every connection a runtime serves shares: TLS, the HTTP settings, and the graceful
+/// stop that drains them.
+struct Connections {
+    acceptor: Option<TlsAcceptor>,
+    builder: Arc<auto::Builder<BoxingExecutor>>,
+    graceful: GracefulShutdown,
+}
+
+impl Connections {
+    fn new(tls: Option<Arc<rustls::ServerConfig>>, limits: &LimitsConfig) -> Connections {
+        Connections {
+            acceptor: tls.map(TlsAcceptor::from),
+            builder: Arc::new(http_builder(limits)),
+            graceful: GracefulShutdown::new(),
+        }
+    }
+
+    /// The connection's whole life: handshake, then HTTP until it closes or is drained.
+    fn run<M, S>(
+        &self,
+        stream: TcpStream,
+        addr: SocketAddr,
+        make_service: M,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
+        M: Fn(Arc<Peer>) -> S + Send + 'static,
+        S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let conn = Connection {
+            acceptor: self.acceptor.clone(),
+            builder: self.builder.clone(),
+            watcher: self.graceful.watcher(),
+        };
+        conn.run(stream, addr, make_service)
+    }
+
+    /// Lets in-flight requests finish within `grace`, then gives up on them.
+    async fn drain(self, grace: Duration) {
+        if tokio::time::timeout(grace, self.graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?grace,
+                "connections still open after the grace period; closing them"
+            );
+        }
     }
 }
 
@@ -176,4 +380,86 @@ fn http_builder(limits: &LimitsConfig) -> auto::Builder<BoxingExecutor> {
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20));
     builder
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    use http_body_util::BodyExt;
+    use hyper::client::conn::http1;
+
+    /// A thread's service answers with the thread's name.
+    fn named_threads(n: usize) -> AgentThreads {
+        let setups = (0..n)
+            .map(|_| {
+                || {
+                    |_peer: Arc<Peer>| {
+                        hyper::service::service_fn(|_request| async {
+                            let name = std::thread::current().name().unwrap_or("").to_owned();
+                            Ok::<_, Infallible>(Response::new(crate::error::full(name)))
+                        })
+                    }
+                }
+            })
+            .collect();
+        AgentThreads::start(None, &LimitsConfig::default(), setups).unwrap()
+    }
+
+    /// A kept connection, and which thread serves it.
+    async fn connect(addr: SocketAddr) -> (http1::SendRequest<Body>, String) {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(conn);
+        let request = Request::get("/").body(crate::error::full("")).unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (sender, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// Each connection goes to the thread holding the fewest, served there from start to end,
+    /// and a closed connection no longer counts.
+    #[tokio::test]
+    async fn connections_go_to_the_thread_with_the_fewest_open() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let threads = named_threads(2);
+        let counts = threads.open_counts();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = tokio::spawn(threads.serve(listener, async {
+            let _ = stopped.await;
+        }));
+
+        let (a, thread_a) = connect(addr).await;
+        let (_b, thread_b) = connect(addr).await;
+        assert!(thread_a.starts_with("sluice-agents-"), "{thread_a:?}");
+        assert_ne!(thread_a, thread_b, "two connections, two threads");
+
+        drop(a);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum::<usize>()
+            != 1
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the closed connection still counts"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (_c, thread_c) = connect(addr).await;
+        assert_eq!(thread_c, thread_a, "the next goes where one was closed");
+        let (_d, thread_d) = connect(addr).await;
+        let (_e, thread_e) = connect(addr).await;
+        assert_ne!(thread_d, thread_e, "two more: one each");
+
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), serving)
+            .await
+            .expect("the threads drain and stop")
+            .unwrap();
+    }
 }

@@ -19,6 +19,7 @@ use crate::authn::Credentials;
 use crate::config::Config;
 use crate::forward::Upstream;
 use crate::health::Check;
+use crate::listener::AgentThreads;
 use crate::metrics::{AuditCounts, Metrics};
 use crate::pipeline::Proxy;
 use crate::policy::Policy;
@@ -37,6 +38,10 @@ pub enum StartError {
     Upstream(#[from] crate::forward::UpstreamError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    #[error("TOKIO_WORKER_THREADS={0:?}: not a number of threads (1 or more)")]
+    ThreadCount(String),
+    #[error("cannot start the threads that serve agents: {0}")]
+    Threads(#[source] std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -118,15 +123,43 @@ pub async fn run(
         metrics: metrics.clone(),
         ready_checks: ready_checks(upstream.authority(), audit.clone()),
     });
-    let proxy = Arc::new(Proxy {
-        credentials,
-        policy,
-        audit: audit.clone(),
-        upstream,
-        limits: config.limits.clone(),
-        approvals,
-        metrics: metrics.clone(),
-    });
+    // One proxy a thread: the upstream's connections are each thread's own.
+    let threads = agent_threads()?;
+    let mut upstreams: Vec<_> = (1..threads)
+        .map(|_| upstream.for_another_thread())
+        .collect();
+    upstreams.push(upstream);
+    let setups = upstreams
+        .into_iter()
+        .map(|upstream| {
+            let credentials = credentials.clone();
+            let policy = policy.clone();
+            let audit = audit.clone();
+            let limits = config.limits.clone();
+            let approvals = approvals.clone();
+            let metrics = metrics.clone();
+            // Run on the thread, so that its audit waiters are answered there.
+            move || {
+                let proxy = Arc::new(Proxy {
+                    credentials,
+                    policy,
+                    audit: audit.answered_on_this_runtime(),
+                    upstream,
+                    limits,
+                    approvals,
+                    metrics,
+                });
+                move |peer: Arc<crate::listener::Peer>| {
+                    let proxy = proxy.clone();
+                    hyper::service::service_fn(move |request| {
+                        proxy.clone().handle(peer.clone(), request)
+                    })
+                }
+            }
+        })
+        .collect();
+    let agent_threads = AgentThreads::start(Some(tls.clone()), &config.limits, setups)
+        .map_err(StartError::Threads)?;
     on_ready(Ready {
         agents: addr,
         admin: admin_addr,
@@ -146,18 +179,7 @@ pub async fn run(
             let _ = admin_stopped.await;
         },
     ));
-    let make_service = move |peer: Arc<crate::listener::Peer>| {
-        let proxy = proxy.clone();
-        hyper::service::service_fn(move |request| proxy.clone().handle(peer.clone(), request))
-    };
-    crate::listener::serve(
-        listener,
-        Some(tls),
-        config.limits.clone(),
-        make_service,
-        shutdown,
-    )
-    .await;
+    agent_threads.serve(listener, shutdown).await;
     let _ = stop_admin.send(());
     let _ = admin_task.await;
     if let Some(notifier) = notifier {
@@ -181,6 +203,24 @@ fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, St
     listener
         .local_addr()
         .map_err(|source| StartError::Listen { addr, source })
+}
+
+/// How many threads serve agents: `TOKIO_WORKER_THREADS` if set, else one a CPU sluice may
+/// use (its cgroup's CPU limit counts: the Deployment's 1-CPU limit gives one).
+fn agent_threads() -> Result<usize, StartError> {
+    let set = std::env::var("TOKIO_WORKER_THREADS").ok();
+    let cpus = || std::thread::available_parallelism().map_or(1, usize::from);
+    threads_from(set.as_deref(), cpus)
+}
+
+fn threads_from(set: Option<&str>, cpus: impl FnOnce() -> usize) -> Result<usize, StartError> {
+    match set {
+        None => Ok(cpus()),
+        Some(value) => match value.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(StartError::ThreadCount(value.to_owned())),
+        },
+    }
 }
 
 fn ready_checks(upstream: String, audit: AuditLog) -> Vec<Check> {
@@ -283,4 +323,22 @@ fn watch_policy(
             tracing::error!(file = %shown, error = %err, "policy unreadable; keeping the last good one")
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_thread_count_is_the_cpus_unless_set_and_a_bad_setting_is_named() {
+        assert_eq!(threads_from(None, || 3).unwrap(), 3);
+        assert_eq!(threads_from(Some(" 2 "), || 3).unwrap(), 2);
+        for bad in ["0", "two", "", "-1"] {
+            let err = threads_from(Some(bad), || 3).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!("TOKIO_WORKER_THREADS={bad:?}: not a number of threads (1 or more)")
+            );
+        }
+    }
 }

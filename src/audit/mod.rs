@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::oneshot;
 
 use crate::config::AuditConfig;
-use writer::{Queue, Writer};
+use writer::{Ackers, Queue, Route, Waiter, Writer};
 
 /// Why an event could not be made durable; the request that needed it is refused (503).
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,9 @@ pub enum AuditError {
 pub struct AuditLog {
     queue: Arc<Handles>,
     stats: Arc<Stats>,
+    ackers: Arc<Ackers>,
+    /// Which acker answers this handle's waiters.
+    route: Route,
 }
 
 /// The queue, as long as any [`AuditLog`] holds it; the last one gone closes it, so the
@@ -108,8 +111,11 @@ impl AuditLog {
         faults: Faults,
     ) -> Result<(AuditLog, AuditTask), AuditError> {
         let stats = Arc::new(Stats::default());
+        let ackers = Arc::new(Ackers::default());
+        let route = ackers.start_here().unwrap_or(0);
         let config = config.clone();
         let writer_stats = stats.clone();
+        let writer_ackers = ackers.clone();
         let writer = tokio::task::spawn_blocking(move || {
             let resumed = recover::resume(&config.path, faults)?;
             let mut writer = Writer::new(
@@ -119,6 +125,7 @@ impl AuditLog {
                 config.sync,
                 config.rotate_bytes,
                 writer_stats,
+                writer_ackers,
             );
             if let Some(cut) = resumed.cut {
                 tracing::warn!(
@@ -139,16 +146,37 @@ impl AuditLog {
         let writer_queue = queue.clone();
         let handle = tokio::task::spawn_blocking(move || writer.run(&writer_queue));
         let queue = Arc::new(Handles(queue));
-        Ok((AuditLog { queue, stats }, AuditTask { handle }))
+        let log = AuditLog {
+            queue,
+            stats,
+            ackers,
+            route,
+        };
+        Ok((log, AuditTask { handle }))
+    }
+
+    /// A handle whose waiters are answered by a task on the current runtime: for a thread
+    /// that runs a runtime of its own, so that the writer wakes it once a batch, not once
+    /// an event (see `Ackers` in writer.rs).
+    pub fn answered_on_this_runtime(&self) -> AuditLog {
+        let mut log = self.clone();
+        if let Some(route) = self.ackers.start_here() {
+            log.route = route;
+        }
+        log
     }
 
     /// Appends `event` and waits until it is durable; returns its seq. An [`AuditEvent`] is
     /// written to JSON here, on the caller's thread.
     pub async fn append(&self, event: impl Into<Encoded>) -> Result<u64, AuditError> {
-        let (ack, done) = oneshot::channel();
+        let (tx, done) = oneshot::channel();
+        let waiter = Waiter {
+            tx,
+            route: self.route,
+        };
         self.queue
             .0
-            .push(event.into(), Some(ack))
+            .push(event.into(), Some(waiter))
             .map_err(|_| AuditError::Closed)?;
         done.await.map_err(|_| AuditError::Closed)?
     }

@@ -75,6 +75,51 @@ async fn acked_events_are_on_disk_in_seq_order() {
     }
 }
 
+/// A thread with a runtime of its own (the threads that serve agents) has its waiters
+/// answered on that runtime: they get their seqs while the runtime that opened the log is
+/// not running at all, in order, each event on disk.
+#[test]
+fn waiters_on_another_runtime_are_answered_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), SyncMode::Fsync, 1 << 30);
+    let opener = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (log, task) = opener.block_on(AuditLog::open(&cfg)).unwrap();
+    // From here on `opener` is not driven until the other thread is done.
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let agent_log = log.clone();
+    let agent = std::thread::spawn(move || {
+        let own = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let seqs = own.block_on(async move {
+            let log = agent_log.answered_on_this_runtime();
+            let appends = (0..8).map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move { log.append(decision(&format!("t{i}"))).await })
+            });
+            let mut seqs = Vec::new();
+            for append in appends.collect::<Vec<_>>() {
+                seqs.push(append.await.unwrap().unwrap());
+            }
+            seqs
+        });
+        let _ = done_tx.send(seqs);
+    });
+    let mut seqs = done
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("waiters on their own runtime are answered without the opener's");
+    agent.join().unwrap();
+    seqs.sort();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    opener.block_on(close(log, task));
+    assert_eq!(lines(&cfg.path).len(), 8);
+    verify_files(std::slice::from_ref(&cfg.path)).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_get_unique_ordered_seqs() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@
 //! writer thread takes the whole open batch, and, outside the lock while the next batch
 //! fills, gives each event its seq, timestamp and prev_hash, hashes it, `write`s the batch
 //! in one call and, with sync: fsync, `fdatasync`s it. Only then is every waiter answered
-//! with its seq (through a task on the runtime, see [`spawn_acker`]). If the write or the
+//! with its seq (through a task on the waiter's runtime, see [`Ackers`]). If the write or the
 //! sync fails, every event of the batch is answered with the error (its request is
 //! refused, nothing forwarded), the file is cut back to the last acknowledged byte so no
 //! half-written line stays in the chain, and the next batch is chained onto the last
@@ -27,6 +27,8 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+
+use arc_swap::ArcSwap;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -58,7 +60,55 @@ pub(crate) const DETACHED_WAIT: Duration = Duration::from_millis(20);
 const MAX_BATCH: usize = 4096;
 
 /// Where an event's seq (or the reason it was refused) goes; `None` for a detached event.
-pub(crate) type Ack = Option<oneshot::Sender<Result<u64, AuditError>>>;
+pub(crate) type Ack = Option<Waiter>;
+
+/// Someone waiting for an event to be durable, and which acker answers them.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    pub(crate) tx: oneshot::Sender<Result<u64, AuditError>>,
+    pub(crate) route: Route,
+}
+
+/// An index into [`Ackers`].
+pub(crate) type Route = usize;
+
+/// The route of a waiter the writer answers itself.
+const ANSWER_HERE: Route = Route::MAX;
+
+/// The tasks that answer durable batches' waiters: one for each runtime whose tasks wait on
+/// the log, and each waiter is answered by its own runtime's.
+///
+/// Why tasks: waking a task from outside its runtime (the writer's thread) takes the
+/// runtime's shared queue lock and often a syscall to unpark it, 1–2.5 µs an event measured
+/// at 64 writers, on the writer's critical path. From a task on the waiter's runtime the
+/// wakes are local, so a batch costs the writer one remote wake a runtime instead of one an
+/// event. With a runtime a thread ([`crate::listener::AgentThreads`]), one acker for all
+/// would wake its own thread and then each waiter's thread, an event at a time.
+#[derive(Debug, Default)]
+pub(crate) struct Ackers(ArcSwap<Vec<mpsc::UnboundedSender<Durable>>>);
+
+impl Ackers {
+    /// Starts an acker task on the current runtime; `None` outside a runtime (its waiters
+    /// are then answered by the writer itself).
+    pub fn start_here(&self) -> Option<Route> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (tx, mut rx) = mpsc::unbounded_channel::<Durable>();
+        runtime.spawn(async move {
+            while let Some(Durable { acks, events }) = rx.recv().await {
+                answer(acks);
+                drop(events);
+            }
+        });
+        let mut route = 0;
+        self.0.rcu(|ackers| {
+            let mut ackers = Vec::clone(ackers);
+            route = ackers.len();
+            ackers.push(tx.clone());
+            ackers
+        });
+        Some(route)
+    }
+}
 
 /// The writer thread's side: the file, and where the durable chain ends.
 pub(crate) struct Writer {
@@ -82,16 +132,16 @@ pub(crate) struct Writer {
     last_sync: Duration,
     /// [`DETACHED_WAIT`] (tests shorten or lengthen it).
     detached_wait: Duration,
-    /// Where durable batches' waiters go to be answered, once the writer runs.
-    acker: Option<mpsc::UnboundedSender<Durable>>,
+    /// Where durable batches' waiters go to be answered.
+    ackers: Arc<Ackers>,
     stats: Arc<Stats>,
 }
 
-/// A durable batch's waiters, the first of them holding `first_seq`, and its events, to
-/// be freed on the runtime's threads that allocated them.
-struct Durable {
-    first_seq: u64,
-    acks: Vec<Ack>,
+/// Waiters of a durable batch that one acker answers, with their seqs, and events of the
+/// batch, to be freed on a runtime's thread (where they were allocated, most likely).
+#[derive(Debug, Default)]
+pub(crate) struct Durable {
+    acks: Vec<(u64, Waiter)>,
     events: Vec<Encoded>,
 }
 
@@ -103,6 +153,7 @@ impl Writer {
         sync: SyncMode,
         rotate_bytes: u64,
         stats: Arc<Stats>,
+        ackers: Arc<Ackers>,
     ) -> Writer {
         Writer {
             file,
@@ -118,7 +169,7 @@ impl Writer {
             last_waiters: 0,
             last_sync: Duration::ZERO,
             detached_wait: DETACHED_WAIT,
-            acker: None,
+            ackers,
             stats,
         }
     }
@@ -126,7 +177,6 @@ impl Writer {
     /// Writes batches from `queue` until it is closed and empty, then syncs once more.
     /// Blocking: runs on its own thread (`spawn_blocking`).
     pub fn run(mut self, queue: &Queue) {
-        self.acker = spawn_acker();
         while self.take(queue) {
             self.commit();
         }
@@ -139,7 +189,8 @@ impl Writer {
     pub fn write_now(&mut self, event: Encoded) -> Result<u64, AuditError> {
         let (tx, mut rx) = oneshot::channel();
         self.events.push(event);
-        self.acks.push(Some(tx));
+        let route = ANSWER_HERE; // at once: `rx` is read below
+        self.acks.push(Some(Waiter { tx, route }));
         self.encode_batch();
         self.commit();
         rx.try_recv().unwrap_or(Err(AuditError::Closed))
@@ -238,24 +289,39 @@ impl Writer {
         written
     }
 
-    /// Answers the waiters of the batch just made durable, through the acker task when
-    /// there is one.
+    /// Answers the waiters of the batch just made durable, through their runtimes' ackers
+    /// where there are some.
     fn answer(&mut self, first_seq: u64) {
-        if let Some(acker) = &self.acker {
-            // The next batch is likely the size of this one.
-            let len = self.acks.len();
-            let durable = Durable {
-                first_seq,
-                acks: std::mem::replace(&mut self.acks, Vec::with_capacity(len)),
-                events: std::mem::replace(&mut self.events, Vec::with_capacity(len)),
-            };
-            match acker.send(durable) {
-                Ok(()) => return,
-                // The task is gone (the runtime is shutting down): answer here.
-                Err(mpsc::error::SendError(durable)) => self.acks = durable.acks,
+        let ackers = self.ackers.0.load();
+        let mut durable: Vec<Durable> = ackers.iter().map(|_| Durable::default()).collect();
+        let mut last_route = None;
+        let n = self.acks.len();
+        for (seq, ack) in (first_seq..).zip(self.acks.drain(..)) {
+            let Some(waiter) = ack else { continue };
+            match durable.get_mut(waiter.route) {
+                Some(routed) => {
+                    if routed.acks.capacity() == 0 {
+                        routed.acks.reserve(n);
+                    }
+                    last_route = Some(waiter.route);
+                    routed.acks.push((seq, waiter));
+                }
+                None => answer(vec![(seq, waiter)]),
             }
         }
-        answer(first_seq, &mut self.acks);
+        // The events go along to a runtime woken anyway.
+        if let Some(route) = last_route {
+            durable[route].events.append(&mut self.events);
+        }
+        for (acker, routed) in ackers.iter().zip(durable) {
+            if routed.acks.is_empty() && routed.events.is_empty() {
+                continue;
+            }
+            if let Err(mpsc::error::SendError(routed)) = acker.send(routed) {
+                // The task is gone (its runtime is shutting down): answer here.
+                answer(routed.acks);
+            }
+        }
     }
 
     /// Refuses the failed batch; the next one is encoded from the durable head.
@@ -273,8 +339,8 @@ impl Writer {
             detached,
             "audit log: write failed; events refused"
         );
-        for ack in refused.into_iter().flatten() {
-            let _ = ack.send(Err(AuditError::Io {
+        for waiter in refused.into_iter().flatten() {
+            let _ = waiter.tx.send(Err(AuditError::Io {
                 path: self.file.path().to_path_buf(),
                 source: std::io::Error::new(error.kind(), error.to_string()),
             }));
@@ -296,36 +362,10 @@ impl Writer {
     }
 }
 
-/// Starts the task that answers durable batches' waiters, on the runtime the writer was
-/// started from.
-///
-/// Why a task: waking a task from outside its runtime (this thread) takes the runtime's
-/// shared queue lock and often a syscall to unpark a worker, 1–2.5 µs an event measured at
-/// 64 writers, on the writer's critical path. From a task on a worker the wakes go to that
-/// worker's local queue, so a batch costs the writer one remote wake instead of one an event.
-fn spawn_acker() -> Option<mpsc::UnboundedSender<Durable>> {
-    let runtime = tokio::runtime::Handle::try_current().ok()?;
-    let (tx, mut rx) = mpsc::unbounded_channel::<Durable>();
-    runtime.spawn(async move {
-        while let Some(Durable {
-            first_seq,
-            mut acks,
-            events,
-        }) = rx.recv().await
-        {
-            answer(first_seq, &mut acks);
-            drop(events);
-        }
-    });
-    Some(tx)
-}
-
-/// Sends each waiter its seq, counting up from `first_seq`.
-fn answer(first_seq: u64, acks: &mut Vec<Ack>) {
-    for (seq, ack) in (first_seq..).zip(acks.drain(..)) {
-        if let Some(ack) = ack {
-            let _ = ack.send(Ok(seq));
-        }
+/// Sends each waiter its seq.
+fn answer(acks: Vec<(u64, Waiter)>) {
+    for (seq, waiter) in acks {
+        let _ = waiter.tx.send(Ok(seq));
     }
 }
 

@@ -14,7 +14,10 @@ pub fn run(config_path: &Path) -> i32 {
         }
     };
     raise_open_files_limit();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // This runtime runs the admin listener, reloads, approvals' notifications and the audit
+    // log's acknowledgements; agents are served by threads of their own
+    // ([`crate::listener::AgentThreads`]).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -20,6 +20,7 @@ fn an_overgrown_queue_is_taken_in_bounded_batches() {
         SyncMode::Flush,
         u64::MAX,
         stats,
+        Arc::default(),
     );
     let queue = Queue::new();
     for _ in 0..MAX_BATCH + 10 {
@@ -46,6 +47,7 @@ fn flush_writer(dir: &std::path::Path, detached_wait: Duration) -> Writer {
         SyncMode::Flush,
         u64::MAX,
         Arc::new(Stats::default()),
+        Arc::default(),
     );
     writer.detached_wait = detached_wait;
     writer
@@ -80,7 +82,9 @@ fn a_detached_event_waits_for_an_awaited_one_or_its_time() {
         let queue = queue.clone();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
-            queue.push(complete(), Some(tx)).unwrap();
+            queue
+                .push(complete(), Some(Waiter { tx, route: 0 }))
+                .unwrap();
         })
     };
     let start = Instant::now();
