@@ -158,7 +158,10 @@ impl AgentThreads {
                 .spawn(move || {
                     runtime.block_on(async move {
                         let make_service = setup();
+                        let busy = Arc::new(tokio::sync::Notify::new());
+                        let timer = tokio::spawn(keep_a_timer_while_busy(counted.clone(), busy.clone()));
                         while let Some((stream, addr)) = handed.recv().await {
+                            busy.notify_one();
                             let open = Open(counted.clone());
                             let stream = match TcpStream::from_std(stream) {
                                 Ok(stream) => stream,
@@ -174,6 +177,7 @@ impl AgentThreads {
                             });
                         }
                         connections.drain(grace).await;
+                        timer.abort();
                     });
                     // Whatever outlived the grace period is closed with the runtime.
                     drop(runtime);
@@ -237,6 +241,28 @@ impl AgentThreads {
                 }
             }
         }
+    }
+}
+
+/// How far ahead an agent thread with connections keeps a timer pending.
+const TIMER_KEEPER: Duration = Duration::from_secs(5);
+
+/// Keeps a timer pending on this runtime while its thread holds connections.
+///
+/// Every request registers two timers on its thread: its connection's header-read timeout
+/// (HTTP/1.1, 10 s) and its upstream timeout (60 s). When tokio's timer driver parked with
+/// no timer pending, it noted no next wake, and until it parks again each timer registered
+/// "unparks" the thread, which is running: a write to its own eventfd and a spurious return
+/// from its next `epoll_wait` (0.8 writes a request at h1 x 8, BENCHMARKS.md session 11).
+/// A timer pending nearer than those keeps the driver's next wake before them, so they
+/// unpark nothing. It fires every [`TIMER_KEEPER`] while the thread has connections, and
+/// not at all while it has none.
+async fn keep_a_timer_while_busy(open: Arc<AtomicUsize>, busy: Arc<tokio::sync::Notify>) {
+    loop {
+        while open.load(Ordering::Relaxed) == 0 {
+            busy.notified().await;
+        }
+        tokio::time::sleep(TIMER_KEEPER).await;
     }
 }
 
