@@ -69,18 +69,17 @@ pub async fn serve<M, S>(
     let connections = Connections::new(tls, &limits);
     accept(listener, shutdown, |stream, addr| {
         // The handshake runs in the connection's own task so a slow client blocks nobody.
-        tokio::spawn(connections.run(stream, addr, make_service.clone()));
-        true
+        tokio::spawn(connections.run(stream, addr, make_service.clone(), None));
     })
     .await;
     connections.drain(limits.shutdown_grace).await;
 }
 
-/// Accepts connections until `shutdown` resolves or `hand_off` returns false.
+/// Accepts connections and gives each to `hand_off` until `shutdown` resolves.
 async fn accept(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-    mut hand_off: impl FnMut(TcpStream, SocketAddr) -> bool,
+    mut hand_off: impl FnMut(TcpStream, SocketAddr),
 ) {
     tokio::pin!(shutdown);
     loop {
@@ -97,9 +96,7 @@ async fn accept(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        if !hand_off(stream, addr) {
-            break;
-        }
+        hand_off(stream, addr);
     }
 }
 
@@ -114,133 +111,201 @@ async fn accept(
 /// a request stays on one thread from the agent's bytes to the upstream's and back, and the
 /// threads share only policy, credentials, approvals and the audit log.
 ///
-/// One acceptor hands each new connection to the thread with the fewest open, so the
-/// threads are balanced by what they hold, not by a port hash.
-pub struct AgentThreads {
-    threads: Vec<AgentThread>,
+/// The first share is served on the runtime that accepts (the main thread); each new
+/// connection goes to the share holding the fewest, that one on a tie, so the threads are
+/// balanced by what they hold, not by a port hash, and a connection kept on the accepting
+/// thread is neither moved between reactors nor woken across threads.
+pub struct AgentThreads<M> {
+    local: Share<M>,
+    remote: Vec<AgentThread>,
+    grace: Duration,
 }
 
+/// Another thread's share, and how to hand it connections.
 struct AgentThread {
     hand_off: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
     open: Arc<AtomicUsize>,
     stopped: oneshot::Receiver<()>,
 }
 
-impl AgentThreads {
-    /// Starts one thread for each of `setups`; each runs its setup on its runtime first,
-    /// which gives the thread's service maker.
-    pub fn start<F, M, S>(
+impl<M, S> AgentThreads<M>
+where
+    M: Fn(Arc<Peer>) -> S + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    /// Serves a share for each of `setups`: the first on the current runtime, each other on
+    /// a thread of its own, which runs its setup on its runtime first (the setup gives the
+    /// share's service maker).
+    pub fn start<F>(
         tls: Option<Arc<rustls::ServerConfig>>,
         limits: &LimitsConfig,
         setups: Vec<F>,
-    ) -> std::io::Result<AgentThreads>
+    ) -> std::io::Result<AgentThreads<M>>
     where
         F: FnOnce() -> M + Send + 'static,
-        M: Fn(Arc<Peer>) -> S + Clone + Send + 'static,
-        S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
     {
-        let mut threads = Vec::with_capacity(setups.len());
-        for (index, setup) in setups.into_iter().enumerate() {
+        let mut setups = setups.into_iter();
+        let first = setups
+            .next()
+            .ok_or_else(|| std::io::Error::other("no thread to serve agents"))?;
+        let connections = Connections::new(tls.clone(), limits);
+        let local = Share::new(connections, first(), Arc::new(AtomicUsize::new(0)));
+        let mut remote = Vec::new();
+        for (index, setup) in (1..).zip(setups) {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             let (hand_off, mut handed) = mpsc::unbounded_channel();
             let (stop, stopped) = oneshot::channel();
             let open = Arc::new(AtomicUsize::new(0));
+            let counted = open.clone();
             let connections = Connections::new(tls.clone(), limits);
             let grace = limits.shutdown_grace;
-            let counted = open.clone();
             std::thread::Builder::new()
                 .name(format!("sluice-agents-{index}"))
                 .spawn(move || {
                     runtime.block_on(async move {
-                        let make_service = setup();
-                        let busy = Arc::new(tokio::sync::Notify::new());
-                        let timer = tokio::spawn(keep_a_timer_while_busy(counted.clone(), busy.clone()));
+                        let share = Share::new(connections, setup(), counted);
                         while let Some((stream, addr)) = handed.recv().await {
-                            busy.notify_one();
-                            let open = Open(counted.clone());
-                            let stream = match TcpStream::from_std(stream) {
-                                Ok(stream) => stream,
+                            match TcpStream::from_std(stream) {
+                                Ok(stream) => share.serve(stream, addr),
                                 Err(err) => {
+                                    share.open.fetch_sub(1, Ordering::Relaxed);
                                     tracing::warn!(peer = %addr, error = %err, "cannot serve a connection");
-                                    continue;
                                 }
-                            };
-                            let conn = connections.run(stream, addr, make_service.clone());
-                            tokio::spawn(async move {
-                                conn.await;
-                                drop(open);
-                            });
+                            }
                         }
-                        connections.drain(grace).await;
-                        timer.abort();
+                        share.drain(grace).await;
                     });
                     // Whatever outlived the grace period is closed with the runtime.
                     drop(runtime);
                     let _ = stop.send(());
                 })?;
-            threads.push(AgentThread {
+            remote.push(AgentThread {
                 hand_off,
                 open,
                 stopped,
             });
         }
-        Ok(AgentThreads { threads })
+        Ok(AgentThreads {
+            local,
+            remote,
+            grace: limits.shutdown_grace,
+        })
     }
 
-    /// Each thread's count of open connections (for tests).
+    /// Each share's count of open connections, this runtime's first (for tests).
     #[cfg(test)]
     fn open_counts(&self) -> Vec<Arc<AtomicUsize>> {
-        self.threads.iter().map(|t| t.open.clone()).collect()
+        std::iter::once(self.local.open.clone())
+            .chain(self.remote.iter().map(|t| t.open.clone()))
+            .collect()
     }
 
-    /// Hands connections from `listener` to the threads until `shutdown` resolves, then
-    /// lets each thread drain its connections (within `limits.shutdown_grace`) and waits.
+    /// Accepts connections from `listener` and serves them until `shutdown` resolves, then
+    /// lets every share drain its connections (within `limits.shutdown_grace`) and waits.
     pub async fn serve(mut self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         accept(listener, shutdown, |stream, addr| {
             self.hand_off(stream, addr)
         })
         .await;
-        // Every thread drains at once: the senders go first, then the wait.
-        let stopped: Vec<_> = self.threads.into_iter().map(|t| t.stopped).collect();
+        // Every share drains at once: the senders go first, then the waits.
+        let stopped: Vec<_> = self.remote.into_iter().map(|t| t.stopped).collect();
+        self.local.drain(self.grace).await;
         for thread in stopped {
             let _ = thread.await;
         }
     }
 
-    /// Gives a connection to the thread with the fewest open; false once no thread is left.
-    fn hand_off(&mut self, stream: TcpStream, addr: SocketAddr) -> bool {
+    /// Gives a connection to the share with the fewest open, this runtime's on a tie.
+    fn hand_off(&mut self, stream: TcpStream, addr: SocketAddr) {
+        let least = |remote: &[AgentThread]| {
+            remote
+                .iter()
+                .enumerate()
+                .map(|(index, thread)| (thread.open.load(Ordering::Relaxed), index))
+                .min()
+        };
+        let here = self.local.open.load(Ordering::Relaxed);
+        if least(&self.remote).is_none_or(|(open, _)| here <= open) {
+            self.local.open.fetch_add(1, Ordering::Relaxed);
+            return self.local.serve(stream, addr);
+        }
         let mut stream = match stream.into_std() {
             Ok(stream) => stream,
             Err(err) => {
                 tracing::warn!(peer = %addr, error = %err, "cannot hand a connection over");
-                return true;
+                return;
             }
         };
-        loop {
-            let Some((index, thread)) = self
-                .threads
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, thread)| thread.open.load(Ordering::Relaxed))
-            else {
-                tracing::error!("no thread left to serve agents");
-                return false;
-            };
+        while let Some((_, index)) = least(&self.remote) {
+            let thread = &self.remote[index];
             thread.open.fetch_add(1, Ordering::Relaxed);
             match thread.hand_off.send((stream, addr)) {
-                Ok(()) => return true,
+                Ok(()) => return,
                 Err(mpsc::error::SendError((back, _))) => {
-                    tracing::error!(thread = index, "a thread serving agents has stopped");
+                    tracing::error!(thread = index + 1, "a thread serving agents has stopped");
                     stream = back;
-                    self.threads.swap_remove(index);
+                    self.remote.swap_remove(index);
                 }
             }
         }
+        // Every other thread has stopped: serve it here.
+        match TcpStream::from_std(stream) {
+            Ok(stream) => {
+                self.local.open.fetch_add(1, Ordering::Relaxed);
+                self.local.serve(stream, addr);
+            }
+            Err(err) => tracing::warn!(peer = %addr, error = %err, "cannot serve a connection"),
+        }
+    }
+}
+
+/// One runtime's connections: counted, each served in a task of its own.
+struct Share<M> {
+    connections: Connections,
+    make_service: M,
+    /// Open connections, counted up by whoever hands one over and down when it ends.
+    open: Arc<AtomicUsize>,
+    /// Told of each new connection, for [`keep_a_timer_while_busy`].
+    busy: Arc<tokio::sync::Notify>,
+    timer: tokio::task::JoinHandle<()>,
+}
+
+impl<M, S> Share<M>
+where
+    M: Fn(Arc<Peer>) -> S + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    /// A share on the current runtime, its connections counted in `open`.
+    fn new(connections: Connections, make_service: M, open: Arc<AtomicUsize>) -> Share<M> {
+        let busy = Arc::new(tokio::sync::Notify::new());
+        let timer = tokio::spawn(keep_a_timer_while_busy(open.clone(), busy.clone()));
+        Share {
+            connections,
+            make_service,
+            open,
+            busy,
+            timer,
+        }
+    }
+
+    /// Serves a connection already counted in `open`.
+    fn serve(&self, stream: TcpStream, addr: SocketAddr) {
+        self.busy.notify_one();
+        let open = Open(self.open.clone());
+        // The count goes into the connection's own future: a future wrapped in another
+        // and awaited there is held twice over, and a connection's is kilobytes (spawning
+        // it so cost ~100,000 instructions a connection in copies).
+        let make_service = self.make_service.clone();
+        tokio::spawn(self.connections.run(stream, addr, make_service, Some(open)));
+    }
+
+    async fn drain(self, grace: Duration) {
+        self.connections.drain(grace).await;
+        self.timer.abort();
     }
 }
 
@@ -292,12 +357,14 @@ impl Connections {
         }
     }
 
-    /// The connection's whole life: handshake, then HTTP until it closes or is drained.
+    /// The connection's whole life: handshake, then HTTP until it closes or is drained;
+    /// `open` is dropped when it ends.
     fn run<M, S>(
         &self,
         stream: TcpStream,
         addr: SocketAddr,
         make_service: M,
+        open: Option<Open>,
     ) -> impl Future<Output = ()> + Send + 'static
     where
         M: Fn(Arc<Peer>) -> S + Send + 'static,
@@ -310,6 +377,7 @@ impl Connections {
             acceptor: self.acceptor.clone(),
             builder: self.builder.clone(),
             watcher: self.graceful.watcher(),
+            _open: open,
         };
         conn.run(stream, addr, make_service)
     }
@@ -332,6 +400,8 @@ struct Connection {
     acceptor: Option<TlsAcceptor>,
     builder: Arc<auto::Builder<BoxingExecutor>>,
     watcher: Watcher,
+    /// Where the connection is counted as open, if anywhere, until it ends.
+    _open: Option<Open>,
 }
 
 impl Connection {
@@ -416,23 +486,6 @@ mod tests {
     use http_body_util::BodyExt;
     use hyper::client::conn::http1;
 
-    /// A thread's service answers with the thread's name.
-    fn named_threads(n: usize) -> AgentThreads {
-        let setups = (0..n)
-            .map(|_| {
-                || {
-                    |_peer: Arc<Peer>| {
-                        hyper::service::service_fn(|_request| async {
-                            let name = std::thread::current().name().unwrap_or("").to_owned();
-                            Ok::<_, Infallible>(Response::new(crate::error::full(name)))
-                        })
-                    }
-                }
-            })
-            .collect();
-        AgentThreads::start(None, &LimitsConfig::default(), setups).unwrap()
-    }
-
     /// A kept connection, and which thread serves it.
     async fn connect(addr: SocketAddr) -> (http1::SendRequest<Body>, String) {
         let stream = TcpStream::connect(addr).await.unwrap();
@@ -444,23 +497,37 @@ mod tests {
         (sender, String::from_utf8(body.to_vec()).unwrap())
     }
 
-    /// Each connection goes to the thread holding the fewest, served there from start to end,
-    /// and a closed connection no longer counts.
+    /// Each connection goes to the thread holding the fewest (the accepting one on a tie),
+    /// is served there from start to end, and no longer counts once closed.
     #[tokio::test]
     async fn connections_go_to_the_thread_with_the_fewest_open() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let threads = named_threads(2);
+        // Each thread's service answers with the thread's name.
+        let setups = (0..2)
+            .map(|_| {
+                || {
+                    |_peer: Arc<Peer>| {
+                        hyper::service::service_fn(|_request| async {
+                            let name = std::thread::current().name().unwrap_or("").to_owned();
+                            Ok::<_, Infallible>(Response::new(crate::error::full(name)))
+                        })
+                    }
+                }
+            })
+            .collect();
+        let threads = AgentThreads::start(None, &LimitsConfig::default(), setups).unwrap();
         let counts = threads.open_counts();
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = tokio::spawn(threads.serve(listener, async {
             let _ = stopped.await;
         }));
 
+        let here = std::thread::current().name().unwrap().to_owned();
         let (a, thread_a) = connect(addr).await;
         let (_b, thread_b) = connect(addr).await;
-        assert!(thread_a.starts_with("sluice-agents-"), "{thread_a:?}");
-        assert_ne!(thread_a, thread_b, "two connections, two threads");
+        assert_eq!(thread_a, here, "the first stays on the accepting thread");
+        assert_eq!(thread_b, "sluice-agents-1", "the second goes to the other");
 
         drop(a);
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -123,27 +123,34 @@ pub async fn run(
         metrics: metrics.clone(),
         ready_checks: ready_checks(upstream.authority(), audit.clone()),
     });
-    // One proxy a thread: the upstream's connections are each thread's own.
+    // One proxy a thread: the upstream's connections are each thread's own. The first
+    // serves on this thread.
     let threads = agent_threads()?;
-    let mut upstreams: Vec<_> = (1..threads)
-        .map(|_| upstream.for_another_thread())
-        .collect();
-    upstreams.push(upstream);
+    let mut upstreams = vec![upstream];
+    for _ in 1..threads {
+        upstreams.push(upstreams[0].for_another_thread());
+    }
     let setups = upstreams
         .into_iter()
-        .map(|upstream| {
+        .enumerate()
+        .map(|(index, upstream)| {
             let credentials = credentials.clone();
             let policy = policy.clone();
             let audit = audit.clone();
             let limits = config.limits.clone();
             let approvals = approvals.clone();
             let metrics = metrics.clone();
-            // Run on the thread, so that its audit waiters are answered there.
+            // Run on the share's thread, so that its audit waiters are answered there (the
+            // first share runs here, where the log was opened and already answers).
             move || {
+                let audit = match index {
+                    0 => audit,
+                    _ => audit.answered_on_this_runtime(),
+                };
                 let proxy = Arc::new(Proxy {
                     credentials,
                     policy,
-                    audit: audit.answered_on_this_runtime(),
+                    audit,
                     upstream,
                     limits,
                     approvals,
