@@ -10,7 +10,7 @@
 #   (a third build: sluice_c with SLUICE_C_BIN)
 #   PROXIES="sluice sluice_quiet" benches/run-e2e.sh    # cost of the info log line a request
 #   PROXIES="sluice sluice_flush" benches/run-e2e.sh    # cost of fsync (audit.sync: flush)
-#   PROXIES="sluice sluice_1w nginx" benches/run-e2e.sh # one tokio worker, as the Deployment runs
+#   PROXIES="sluice sluice_1w nginx" benches/run-e2e.sh # one agent thread, as the Deployment runs
 #   BODY=4194304 CONNS="1 8" STREAMS=1 WATCHES=0 PROXIES="direct sluice nginx" benches/run-e2e.sh
 #                                                       # large responses (4 MB each): MB/s
 #   FRESH=1 CONNS="1 8 64" WATCHES=0 benches/run-e2e.sh # a new connection and TLS handshake
@@ -90,7 +90,7 @@ start_sluice() { # name port binary log-filter [audit sync] [tokio workers]
     local dir=$W/$1
     mkdir -p "$dir"
     write_sluice_yaml "$dir/sluice.yaml" "$2" .. "${5:-fsync}"
-    local workers=()   # tokio panics on an empty TOKIO_WORKER_THREADS: set it only if asked
+    local workers=()   # sluice refuses an empty TOKIO_WORKER_THREADS: set it only if asked
     [[ -n ${6:-} ]] && workers=("TOKIO_WORKER_THREADS=$6")
     env "${workers[@]}" SLUICE_LOG=$4 "${SRV[@]}" "$3" serve --config "$dir/sluice.yaml" > "$dir/stdout" 2> "$dir/sluice.log" &
     local pid=$!
