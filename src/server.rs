@@ -66,6 +66,7 @@ pub async fn run(
     on_ready: impl FnOnce(Ready),
 ) -> Result<(), StartError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let threads = agent_threads()?;
     let (credentials, credentials_sha) =
         load_with_hash(&config.credentials, Credentials::from_yaml)?;
     let (policy, policy_sha) = load_with_hash(&config.policy, Policy::from_yaml)?;
@@ -125,7 +126,6 @@ pub async fn run(
     });
     // One proxy a thread: the upstream's connections are each thread's own. The first
     // serves on this thread.
-    let threads = agent_threads()?;
     let mut upstreams = vec![upstream];
     for _ in 1..threads {
         upstreams.push(upstreams[0].for_another_thread());

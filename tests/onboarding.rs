@@ -1,5 +1,5 @@
 //! The onboarding commands, run as the real binary: `init`, `agent add/list/remove`,
-//! `check-config`.
+//! `check-config`, and `serve` refusing a bad setting before it starts.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -332,4 +332,33 @@ fn concurrent_adds_lose_nothing() {
             "agent-{i} lost:\n{list}"
         );
     }
+}
+
+/// A thread count that is not one stops `serve` before it writes or binds anything, with a
+/// message that names the setting.
+#[test]
+fn serve_refuses_a_bad_thread_count_before_starting() {
+    let (dir, config) = initialised();
+    for bad in ["two", "0"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["serve", "--config", &config])
+            .env("TOKIO_WORKER_THREADS", bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!(
+                "TOKIO_WORKER_THREADS={bad:?}: not a number of threads (1 or more)"
+            )),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!stdout(&out).contains("serving agents"));
+    }
+    let audit = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("audit"))
+        .count();
+    assert_eq!(audit, 0, "no audit log was started");
 }
