@@ -185,37 +185,47 @@ async fn a_new_agent_and_a_removed_agent_take_effect_without_restart() {
     assert!(!out.status.success());
 }
 
+/// Two kubectl runs are two connections: with more than one agent thread (any machine with
+/// two CPUs) the second is served by another thread than the first, and each thread lets
+/// its own in-flight requests finish. (A thread that closed its connections at the stop
+/// instead would cut the second: checked.)
 #[tokio::test]
-async fn sigterm_lets_an_in_flight_request_finish() {
+async fn sigterm_lets_in_flight_requests_finish_on_every_thread() {
     let api = ApiServer::start().await;
     let sluice = Sluice::start(&api).await;
-    api.set_response_delay(Duration::from_millis(1500));
     let kc = sluice.agent_kubeconfig();
-    let request = tokio::spawn(
-        Kubectl::new(&kc)
-            .args(&["get", "--raw", "/api/v1/namespaces/default/pods/web-0"])
-            .run(),
-    );
-    // Stop once the request is in flight at the upstream.
-    for _ in 0..300 {
-        if api
-            .requests()
-            .iter()
-            .any(|r| r.path_and_query.contains("/pods/web-0"))
-        {
-            break;
+    let mut requests = Vec::new();
+    for (n, delay) in [(1, 1000), (2, 2500)] {
+        // The double reads the delay as each request arrives.
+        api.set_response_delay(Duration::from_millis(delay));
+        let path = "/api/v1/namespaces/default/pods/web-0";
+        requests.push(tokio::spawn(
+            Kubectl::new(&kc).args(&["get", "--raw", path]).run(),
+        ));
+        // Go on once it is in flight at the upstream.
+        for _ in 0..300 {
+            let in_flight = api
+                .requests()
+                .iter()
+                .filter(|r| r.path_and_query.contains("/pods/web-0"))
+                .count();
+            if in_flight == n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let status = sluice.terminate().await;
     assert!(status.success(), "sluice exited with {status:?}");
-    let out = request.await.unwrap();
-    assert!(
-        out.status.success(),
-        "the in-flight request was cut: {}",
-        stderr(&out)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("web-0"));
+    for request in requests {
+        let out = request.await.unwrap();
+        assert!(
+            out.status.success(),
+            "an in-flight request was cut: {}",
+            stderr(&out)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("web-0"));
+    }
 }
 
 #[tokio::test]
