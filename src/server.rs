@@ -38,7 +38,7 @@ pub enum StartError {
     Upstream(#[from] crate::forward::UpstreamError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
-    #[error("TOKIO_WORKER_THREADS={0:?}: not a number of threads (1 or more)")]
+    #[error("TOKIO_WORKER_THREADS={0:?}: not a number of threads (1 to {MAX_THREADS})")]
     ThreadCount(String),
     #[error("cannot start the threads that serve agents: {0}")]
     Threads(#[source] std::io::Error),
@@ -132,25 +132,19 @@ pub async fn run(
     }
     let setups = upstreams
         .into_iter()
-        .enumerate()
-        .map(|(index, upstream)| {
+        .map(|upstream| {
             let credentials = credentials.clone();
             let policy = policy.clone();
             let audit = audit.clone();
             let limits = config.limits.clone();
             let approvals = approvals.clone();
             let metrics = metrics.clone();
-            // Run on the share's thread, so that its audit waiters are answered there (the
-            // first share runs here, where the log was opened and already answers).
+            // Run on the share's thread, so that its audit waiters are answered there.
             move || {
-                let audit = match index {
-                    0 => audit,
-                    _ => audit.answered_on_this_runtime(),
-                };
                 let proxy = Arc::new(Proxy {
                     credentials,
                     policy,
-                    audit,
+                    audit: audit.answered_on_this_runtime(),
                     upstream,
                     limits,
                     approvals,
@@ -220,11 +214,15 @@ fn agent_threads() -> Result<usize, StartError> {
     threads_from(set.as_deref(), cpus)
 }
 
+/// More agent threads than any machine sluice runs on has CPUs: a larger setting is a
+/// mistake (each thread holds a runtime and its own upstream connections).
+const MAX_THREADS: usize = 1024;
+
 fn threads_from(set: Option<&str>, cpus: impl FnOnce() -> usize) -> Result<usize, StartError> {
     match set {
-        None => Ok(cpus()),
+        None => Ok(cpus().min(MAX_THREADS)),
         Some(value) => match value.trim().parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
+            Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
             _ => Err(StartError::ThreadCount(value.to_owned())),
         },
     }
@@ -340,11 +338,13 @@ mod tests {
     fn the_thread_count_is_the_cpus_unless_set_and_a_bad_setting_is_named() {
         assert_eq!(threads_from(None, || 3).unwrap(), 3);
         assert_eq!(threads_from(Some(" 2 "), || 3).unwrap(), 2);
-        for bad in ["0", "two", "", "-1"] {
+        assert_eq!(threads_from(Some("1024"), || 3).unwrap(), 1024);
+        assert_eq!(threads_from(None, || 4096).unwrap(), 1024);
+        for bad in ["0", "two", "", "-1", "1025", "99999999999999999999999"] {
             let err = threads_from(Some(bad), || 3).unwrap_err().to_string();
             assert_eq!(
                 err,
-                format!("TOKIO_WORKER_THREADS={bad:?}: not a number of threads (1 or more)")
+                format!("TOKIO_WORKER_THREADS={bad:?}: not a number of threads (1 to 1024)")
             );
         }
     }

@@ -339,7 +339,7 @@ fn concurrent_adds_lose_nothing() {
 #[test]
 fn serve_refuses_a_bad_thread_count_before_starting() {
     let (dir, config) = initialised();
-    for bad in ["two", "0"] {
+    for bad in ["two", "0", "100000"] {
         let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["serve", "--config", &config])
             .env("TOKIO_WORKER_THREADS", bad)
@@ -348,7 +348,7 @@ fn serve_refuses_a_bad_thread_count_before_starting() {
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         assert!(
             stderr(&out).contains(&format!(
-                "TOKIO_WORKER_THREADS={bad:?}: not a number of threads (1 or more)"
+                "TOKIO_WORKER_THREADS={bad:?}: not a number of threads (1 to 1024)"
             )),
             "{}",
             stderr(&out)

@@ -112,7 +112,7 @@ impl AuditLog {
     ) -> Result<(AuditLog, AuditTask), AuditError> {
         let stats = Arc::new(Stats::default());
         let ackers = Arc::new(Ackers::default());
-        let route = ackers.start_here().unwrap_or(0);
+        let route = ackers.route_here().unwrap_or(0);
         let config = config.clone();
         let writer_stats = stats.clone();
         let writer_ackers = ackers.clone();
@@ -155,12 +155,13 @@ impl AuditLog {
         Ok((log, AuditTask { handle }))
     }
 
-    /// A handle whose waiters are answered by a task on the current runtime: for a thread
-    /// that runs a runtime of its own, so that the writer wakes it once a batch, not once
-    /// an event (see `Ackers` in writer.rs).
+    /// A handle whose waiters are answered by a task on the current runtime (one a
+    /// runtime, started on first use): for a thread that runs a runtime of its own, so
+    /// that the writer wakes it once a batch, not once an event (see `Ackers` in
+    /// writer.rs).
     pub fn answered_on_this_runtime(&self) -> AuditLog {
         let mut log = self.clone();
-        if let Some(route) = self.ackers.start_here() {
+        if let Some(route) = self.ackers.route_here() {
             log.route = route;
         }
         log

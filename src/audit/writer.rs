@@ -27,10 +27,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-
-use arc_swap::ArcSwap;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
 use super::event::Encoded;
@@ -85,13 +84,18 @@ const ANSWER_HERE: Route = Route::MAX;
 /// event. With a runtime a thread ([`crate::listener::AgentThreads`]), one acker for all
 /// would wake its own thread and then each waiter's thread, an event at a time.
 #[derive(Debug, Default)]
-pub(crate) struct Ackers(ArcSwap<Vec<mpsc::UnboundedSender<Durable>>>);
+pub(crate) struct Ackers(ArcSwap<Vec<(tokio::runtime::Id, mpsc::UnboundedSender<Durable>)>>);
 
 impl Ackers {
-    /// Starts an acker task on the current runtime; `None` outside a runtime (its waiters
-    /// are then answered by the writer itself).
-    pub fn start_here(&self) -> Option<Route> {
+    /// The route to the current runtime's acker, started on first use; `None` outside a
+    /// runtime (its waiters are then answered by the writer itself).
+    pub fn route_here(&self) -> Option<Route> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let id = runtime.id();
+        let find = |ackers: &[(tokio::runtime::Id, _)]| ackers.iter().position(|a| a.0 == id);
+        if let Some(route) = find(&self.0.load()) {
+            return Some(route);
+        }
         let (tx, mut rx) = mpsc::unbounded_channel::<Durable>();
         runtime.spawn(async move {
             while let Some(Durable { acks, events }) = rx.recv().await {
@@ -102,8 +106,12 @@ impl Ackers {
         let mut route = 0;
         self.0.rcu(|ackers| {
             let mut ackers = Vec::clone(ackers);
-            route = ackers.len();
-            ackers.push(tx.clone());
+            // Another handle on this runtime may have started one meanwhile: share it (this
+            // one's task ends with its sender).
+            route = find(&ackers).unwrap_or_else(|| {
+                ackers.push((id, tx.clone()));
+                ackers.len() - 1
+            });
             ackers
         });
         Some(route)
@@ -313,7 +321,7 @@ impl Writer {
         if let Some(route) = last_route {
             durable[route].events.append(&mut self.events);
         }
-        for (acker, routed) in ackers.iter().zip(durable) {
+        for ((_, acker), routed) in ackers.iter().zip(durable) {
             if routed.acks.is_empty() && routed.events.is_empty() {
                 continue;
             }
