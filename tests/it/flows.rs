@@ -1,5 +1,6 @@
 //! More of the data path end to end: port-forward, both HTTP versions, what a refused agent
-//! reads, observe mode, live credential changes, a graceful stop, and onboarding.
+//! reads, observe mode, live credential changes, a graceful stop, onboarding, and the
+//! allocator's background thread.
 
 use std::time::Duration;
 
@@ -285,4 +286,43 @@ async fn impersonation_mode_tells_the_apiserver_which_agent_it_is() {
         seen.header("authorization"),
         Some(format!("Bearer {}", api.token()).as_str())
     );
+}
+
+/// jemalloc's background thread gives memory freed after a burst back to the system: one
+/// for the whole process, unless the operator's jemalloc options say otherwise.
+#[tokio::test]
+async fn one_allocator_thread_returns_freed_memory_unless_configured_otherwise() {
+    let api = ApiServer::start().await;
+    let sluice = Sluice::start(&api).await;
+    // jemalloc names the thread from the thread itself, just after starting it.
+    let mut threads = purging_threads(sluice.pid());
+    for _ in 0..100 {
+        if threads != 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        threads = purging_threads(sluice.pid());
+    }
+    assert_eq!(threads, 1, "one jemalloc background thread");
+
+    let options = Options {
+        env: vec![("_RJEM_MALLOC_CONF", "background_thread:false")],
+        ..Options::default()
+    };
+    let sluice = Sluice::start_with(&api, options).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        purging_threads(sluice.pid()),
+        0,
+        "the operator's setting holds"
+    );
+}
+
+/// The threads of process `pid` named as jemalloc names its background threads.
+fn purging_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "jemalloc_bg_thd")
+        .count()
 }

@@ -43,6 +43,8 @@ pub struct Options {
     pub audit_sync: &'static str,
     /// (soft, hard) open-files limit sluice starts with (through `prlimit`).
     pub open_files: Option<(u64, u64)>,
+    /// Environment variables set for sluice, beyond the log filter.
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -57,6 +59,7 @@ impl Default for Options {
             agents_ca: None,
             audit_sync: "flush",
             open_files: None,
+            env: Vec::new(),
         }
     }
 }
@@ -99,7 +102,7 @@ impl Sluice {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("sluice test CA");
         write_config(dir.path(), api, &ca, &options);
-        let command = match options.open_files {
+        let mut command = match options.open_files {
             Some((soft, hard)) => {
                 let mut prlimit = Command::new("prlimit");
                 prlimit.arg(format!("--nofile={soft}:{hard}")).arg("--");
@@ -108,6 +111,7 @@ impl Sluice {
             }
             None => Command::new(env!("CARGO_BIN_EXE_sluice")),
         };
+        command.envs(options.env.iter().copied());
         let (child, addr, admin) = spawn_command(dir.path(), command).await;
         Sluice {
             dir,
