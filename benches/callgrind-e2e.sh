@@ -37,6 +37,7 @@ BINS=("$@")
 HELPER=$TARGET/release/examples/bench_e2e
 
 mkdir -p "$TARGET/bench-e2e"
+mkdir -p "$TARGET/bench-e2e"
 W=$(mktemp -d "$TARGET/bench-e2e/callgrind.XXXXXX")
 PIDS=()
 cleanup() {

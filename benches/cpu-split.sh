@@ -29,6 +29,7 @@ need h2load nghttp2-client
 HELPER=$TARGET/release/examples/bench_e2e
 [[ -x $HELPER ]] || (cd "$ROOT" && cargo build --release -q --example bench_e2e)
 mkdir -p "$TARGET/bench-e2e"
+mkdir -p "$TARGET/bench-e2e"
 W=$(mktemp -d "$TARGET/bench-e2e/cpu-split.XXXXXX")
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT

@@ -29,6 +29,7 @@ for bin in "${@:-$TARGET/release/sluice}"; do BINS+=("$(realpath "$bin")"); done
 HELPER=$TARGET/release/examples/bench_e2e
 [[ -x $HELPER ]] || (cd "$ROOT" && cargo build --release -q --example bench_e2e)
 mkdir -p "$TARGET/bench-e2e"
+mkdir -p "$TARGET/bench-e2e"
 W=$(mktemp -d "$TARGET/bench-e2e/rss-burst.XXXXXX")
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"' EXIT

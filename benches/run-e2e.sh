@@ -46,6 +46,7 @@ PIN=${PIN:-0}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=${OUT:-$TARGET/bench-e2e/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
+mkdir -p "$TARGET/bench-e2e"
 W=$(mktemp -d "$TARGET/bench-e2e/work.XXXXXX")   # a real disk: fsync must cost what it costs
 
 PORT_UP=18443 PORT_SLUICE=18444 PORT_NGINX=18445 PORT_KUBECTL=18446 PORT_SLUICE_B=18447
