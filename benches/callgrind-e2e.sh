@@ -34,17 +34,10 @@ if [[ ${NO_BUILD:-0} != 1 ]]; then
 fi
 BINS=("$@")
 [[ ${#BINS[@]} -gt 0 ]] || BINS=("$TARGET/release/sluice")
-HELPER=$TARGET/release/examples/bench_e2e
-
-mkdir -p "$TARGET/bench-e2e"
-mkdir -p "$TARGET/bench-e2e"
-W=$(mktemp -d "$TARGET/bench-e2e/callgrind.XXXXXX")
+find_helper
+make_workdir callgrind
 PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
+trap stop_pids EXIT
 
 start_upstream "$W"
 URL=https://127.0.0.1:$PORT_SLUICE$PATH_GET

@@ -26,13 +26,10 @@ TOKEN=sluice_bench-token-for-claude-code
 source "$(dirname "$0")/e2e-lib.sh"
 need h2load nghttp2-client
 
-HELPER=$TARGET/release/examples/bench_e2e
-[[ -x $HELPER ]] || (cd "$ROOT" && cargo build --release -q --example bench_e2e)
-mkdir -p "$TARGET/bench-e2e"
-mkdir -p "$TARGET/bench-e2e"
-W=$(mktemp -d "$TARGET/bench-e2e/cpu-split.XXXXXX")
+find_helper
+make_workdir cpu-split
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+trap stop_pids EXIT
 
 start_upstream "$W"
 write_sluice_yaml "$W/sluice.yaml" $PORT_SLUICE . "${SYNC:-fsync}"

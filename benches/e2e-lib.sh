@@ -9,6 +9,25 @@ need() { # command package
     apt-get install -y -q "$2" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "$2" >/dev/null; }
 }
 
+# W: a new work directory for one run, TARGET/bench-e2e/NAME.XXXXXX (on the real disk under
+# target/, so fsync costs what it costs).
+make_workdir() { # name
+    mkdir -p "$TARGET/bench-e2e"
+    W=$(mktemp -d "$TARGET/bench-e2e/$1.XXXXXX")
+}
+
+# HELPER: examples/bench_e2e, built in release mode if missing.
+find_helper() {
+    HELPER=$TARGET/release/examples/bench_e2e
+    [[ -x $HELPER ]] || (cd "$ROOT" && cargo build --release -q --example bench_e2e)
+}
+
+# Stops every process in PIDS (the upstream, sluice, …): the scripts' exit trap.
+stop_pids() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+
 wait_port() { # port [tries of 0.05 s]
     for _ in $(seq "${2:-200}"); do
         (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -97,9 +116,6 @@ admin: {listen: 127.0.0.1:0}
 EOT
 }
 
-# Exactly N requests to URL as the bench agent with h2load: PROTO (h1 | h2), CONNS, STREAMS a
-# connection over HTTP/2 (1 unless set). h2load's report goes to OUT; fails unless every
-# request succeeded.
 # A new connection and TLS handshake for every request: CLIENTS clients in a loop for SECS
 # seconds (examples/bench_e2e.rs `connections`, what every kubectl run makes), each request's
 # line in LOG. Prints "answered-2xx attempted per-second"; the helper's own output goes to
@@ -110,6 +126,9 @@ fresh_connections() { # url proto clients secs log
     sed -n 's/^connections: \([0-9]*\) answered 2xx of \([0-9]*\) in .*, \([0-9.]*\) a second$/\1 \2 \3/p' "$5.out"
 }
 
+# Exactly N requests to URL as the bench agent with h2load: PROTO (h1 | h2), CONNS, STREAMS a
+# connection over HTTP/2 (1 unless set). h2load's report goes to OUT; fails unless every
+# request succeeded.
 load_exactly() { # requests url out
     local args=(-n "$1" -c "$CONNS" -t 1 -H "authorization: Bearer $TOKEN")
     if [[ $PROTO == h1 ]]; then args+=(--h1 -m 1); else args+=(-m "${STREAMS:-1}"); fi

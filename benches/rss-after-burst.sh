@@ -26,13 +26,10 @@ need h2load nghttp2-client
 
 BINS=()
 for bin in "${@:-$TARGET/release/sluice}"; do BINS+=("$(realpath "$bin")"); done
-HELPER=$TARGET/release/examples/bench_e2e
-[[ -x $HELPER ]] || (cd "$ROOT" && cargo build --release -q --example bench_e2e)
-mkdir -p "$TARGET/bench-e2e"
-mkdir -p "$TARGET/bench-e2e"
-W=$(mktemp -d "$TARGET/bench-e2e/rss-burst.XXXXXX")
+find_helper
+make_workdir rss-burst
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"' EXIT
+trap 'stop_pids; rm -rf "$W"' EXIT
 
 start_upstream "$W"
 URL=https://127.0.0.1:$PORT_SLUICE/api/v1/namespaces/default/configmaps/bench

@@ -46,8 +46,6 @@ PIN=${PIN:-0}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=${OUT:-$TARGET/bench-e2e/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
-mkdir -p "$TARGET/bench-e2e"
-W=$(mktemp -d "$TARGET/bench-e2e/work.XXXXXX")   # a real disk: fsync must cost what it costs
 
 PORT_UP=18443 PORT_SLUICE=18444 PORT_NGINX=18445 PORT_KUBECTL=18446 PORT_SLUICE_B=18447
 PORT_SLUICE_Q=18448 PORT_SLUICE_F=18450 PORT_SLUICE_C=18451 PORT_SLUICE_1W=18452
@@ -56,6 +54,7 @@ TOKEN=sluice_bench-token-for-claude-code
 PATH_GET=/api/v1/namespaces/default/configmaps/bench
 
 source "$(dirname "$0")/e2e-lib.sh"
+make_workdir work
 need h2load nghttp2-client
 [[ " $PROXIES " == *" nginx "* ]] && need nginx nginx
 KUBECTL=${KUBECTL:-/usr/bin/kubectl}
@@ -68,11 +67,7 @@ SLUICE_BIN=${SLUICE_BIN:-$TARGET/release/sluice}
 HELPER=$TARGET/release/examples/bench_e2e
 
 PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
+trap stop_pids EXIT
 
 SRV=() GEN=()
 if [[ $PIN == 1 ]]; then SRV=(taskset -c 0) GEN=(taskset -c 1); fi
