@@ -26,18 +26,36 @@ fn main() {
 /// a background thread only while it allocates. A proxy that goes quiet after a burst (a
 /// fleet reconnecting, thousands of watches opening at once) therefore kept the RSS of its
 /// busiest moment: 2,000 watches opened 200 a connection left it at 39 MB, and at 28.6 MB
-/// with the thread. One thread serves every arena (jemalloc would start one a CPU). Options
-/// set in `_RJEM_MALLOC_CONF` that name the background thread are left as they are.
+/// with the thread. One thread serves every arena (jemalloc would start one a CPU). The
+/// operator's `_RJEM_MALLOC_CONF` wins: `background_thread` there is left as it says, and
+/// `max_background_threads` there sets the count.
 fn purge_in_background() {
-    if std::env::var(JEMALLOC_CONF).is_ok_and(|conf| conf.contains("background_thread")) {
+    let conf = std::env::var_os(JEMALLOC_CONF).unwrap_or_default();
+    let conf = conf.to_string_lossy();
+    let names = || jemalloc_option_names(&conf);
+    if names().any(|name| name == "background_thread") {
         return;
     }
-    let started = tikv_jemalloc_ctl::max_background_threads::write(1)
-        .and_then(|()| tikv_jemalloc_ctl::background_thread::write(true));
+    let started = if names().any(|name| name == "max_background_threads") {
+        Ok(())
+    } else {
+        tikv_jemalloc_ctl::max_background_threads::write(1)
+    }
+    .and_then(|()| tikv_jemalloc_ctl::background_thread::write(true));
     if let Err(err) = started {
         tracing::warn!(
             error = %err,
             "jemalloc background thread not started: freed memory goes back to the system only while sluice allocates"
         );
     }
+}
+
+/// The option names in a jemalloc options string (`name:value,name:value`).
+fn jemalloc_option_names(conf: &str) -> impl Iterator<Item = &str> {
+    conf.split(',').map(|option| {
+        option
+            .split_once(':')
+            .map_or(option, |(name, _)| name)
+            .trim()
+    })
 }

@@ -293,29 +293,52 @@ async fn impersonation_mode_tells_the_apiserver_which_agent_it_is() {
 #[tokio::test]
 async fn one_allocator_thread_returns_freed_memory_unless_configured_otherwise() {
     let api = ApiServer::start().await;
-    let sluice = Sluice::start(&api).await;
-    // jemalloc names the thread from the thread itself, just after starting it.
-    let mut threads = purging_threads(sluice.pid());
-    for _ in 0..100 {
-        if threads != 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        threads = purging_threads(sluice.pid());
-    }
-    assert_eq!(threads, 1, "one jemalloc background thread");
-
-    let options = Options {
-        env: vec![("_RJEM_MALLOC_CONF", "background_thread:false")],
-        ..Options::default()
+    let start = |conf: Option<&'static str>| {
+        let env = conf.map(|conf| ("_RJEM_MALLOC_CONF", conf)).into_iter();
+        Sluice::start_with(
+            &api,
+            Options {
+                env: env.collect(),
+                ..Options::default()
+            },
+        )
     };
-    let sluice = Sluice::start_with(&api, options).await;
+
+    let sluice = start(None).await;
+    assert_eq!(
+        purging_threads_once_started(sluice.pid()).await,
+        1,
+        "one jemalloc background thread"
+    );
+
+    let sluice = start(Some("background_thread:false")).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         purging_threads(sluice.pid()),
         0,
         "the operator's setting holds"
     );
+
+    // Naming only the limit leaves the thread on, within that limit.
+    let sluice = start(Some("max_background_threads:2")).await;
+    let threads = purging_threads_once_started(sluice.pid()).await;
+    assert!(
+        (1..=2).contains(&threads),
+        "{threads} jemalloc background threads under max_background_threads:2"
+    );
+}
+
+/// [`purging_threads`], waiting up to 5 s for the first: jemalloc names a thread from the
+/// thread itself, just after starting it.
+async fn purging_threads_once_started(pid: u32) -> usize {
+    for _ in 0..100 {
+        let threads = purging_threads(pid);
+        if threads != 0 {
+            return threads;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    purging_threads(pid)
 }
 
 /// The threads of process `pid` named as jemalloc names its background threads.
