@@ -209,7 +209,8 @@ fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, St
 /// How many threads serve agents: `TOKIO_WORKER_THREADS` if set, else one a CPU sluice may
 /// use (its cgroup's CPU limit counts: the Deployment's 1-CPU limit gives one).
 fn agent_threads() -> Result<usize, StartError> {
-    let set = std::env::var("TOKIO_WORKER_THREADS").ok();
+    // Read lossily: a value that is not UTF-8 is refused by name, not taken as unset.
+    let set = std::env::var_os("TOKIO_WORKER_THREADS").map(|v| v.to_string_lossy().into_owned());
     let cpus = || std::thread::available_parallelism().map_or(1, usize::from);
     threads_from(set.as_deref(), cpus)
 }

@@ -355,6 +355,21 @@ fn serve_refuses_a_bad_thread_count_before_starting() {
         );
         assert!(!stdout(&out).contains("serving agents"));
     }
+    // Not UTF-8: refused by name too, not taken as unset.
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--config", &config])
+        .env(
+            "TOKIO_WORKER_THREADS",
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"2\xff"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("TOKIO_WORKER_THREADS=\"2\u{fffd}\": not a number of threads"),
+        "{}",
+        stderr(&out)
+    );
     let audit = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())

@@ -317,9 +317,11 @@ impl Writer {
                 None => answer(vec![(seq, waiter)]),
             }
         }
-        // The events go along to a runtime woken anyway.
+        // The events go along to a runtime woken anyway, whole (the next batch is likely
+        // the size of this one).
         if let Some(route) = last_route {
-            durable[route].events.append(&mut self.events);
+            let len = self.events.len();
+            durable[route].events = std::mem::replace(&mut self.events, Vec::with_capacity(len));
         }
         for ((_, acker), routed) in ackers.iter().zip(durable) {
             if routed.acks.is_empty() && routed.events.is_empty() {

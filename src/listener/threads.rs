@@ -40,6 +40,8 @@ pub struct AgentThreads<M> {
 
 /// Another thread's share, and how to hand it connections.
 struct AgentThread {
+    /// n in the thread's name, `sluice-agents-n`.
+    number: usize,
     hand_off: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr, Open)>,
     open: Arc<AtomicUsize>,
     stopped: oneshot::Receiver<()>,
@@ -69,7 +71,7 @@ where
         let connections = Connections::new(tls.clone(), limits);
         let local = Share::new(connections, first(), Arc::new(AtomicUsize::new(0)));
         let mut remote = Vec::new();
-        for (index, setup) in (1..).zip(setups) {
+        for (number, setup) in (1..).zip(setups) {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -80,7 +82,7 @@ where
             let connections = Connections::new(tls.clone(), limits);
             let grace = limits.shutdown_grace;
             std::thread::Builder::new()
-                .name(format!("sluice-agents-{index}"))
+                .name(format!("sluice-agents-{number}"))
                 .spawn(move || {
                     runtime.block_on(async move {
                         let share = Share::new(connections, setup(), counted);
@@ -99,6 +101,7 @@ where
                     let _ = stop.send(());
                 })?;
             remote.push(AgentThread {
+                number,
                 hand_off,
                 open,
                 stopped,
@@ -163,7 +166,11 @@ where
             match thread.hand_off.send((stream, addr, open)) {
                 Ok(()) => return,
                 Err(mpsc::error::SendError((back, _, _))) => {
-                    tracing::error!(thread = index + 1, "a thread serving agents has stopped");
+                    // Named by number: removing it reorders the others.
+                    tracing::error!(
+                        thread = thread.number,
+                        "a thread serving agents has stopped"
+                    );
                     stream = back;
                     self.remote.swap_remove(index);
                 }
