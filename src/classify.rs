@@ -16,7 +16,7 @@ use std::fmt;
 pub use reason::Reason;
 
 use crate::policy::Policy;
-use crate::request_info::RequestInfo;
+use crate::request_info::{RequestInfo, Verb};
 
 /// Risk tiers, lowest first; the highest that applies wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -118,16 +118,17 @@ pub fn classify(info: &RequestInfo, policy: &Policy, agent: &str) -> Classificat
 
 /// The tier before runbooks.
 fn base_tier(info: &RequestInfo, policy: &Policy) -> Classification {
-    let (Some(resource), true) = (info.resource(), info.is_resource_request) else {
+    let (Some(resource), true, Some(verb)) =
+        (info.resource(), info.is_resource_request, info.kube_verb())
+    else {
         return non_resource(info);
     };
     let sub = info.subresource();
-    let verb = info.verb();
     if let Some(found) = break_glass_subresource(verb, resource, sub) {
         return found;
     }
     let secret = resource == "secrets";
-    if matches!(verb, "get" | "list" | "watch") {
+    if matches!(verb, Verb::Get | Verb::List | Verb::Watch) {
         return if secret {
             class(Tier::T3, reason(verb, resource, sub))
         } else if resource == "pods" && sub == Some("log") {
@@ -142,13 +143,13 @@ fn base_tier(info: &RequestInfo, policy: &Policy) -> Classification {
 fn write_tier(
     info: &RequestInfo,
     policy: &Policy,
-    verb: &str,
+    verb: Verb,
     resource: &str,
     sub: Option<&str>,
     secret: bool,
 ) -> Classification {
     let namespace = info.namespace();
-    if verb == "create"
+    if verb == Verb::Create
         && namespace.is_none()
         && sub.is_none()
         && info.name().is_none()
@@ -183,7 +184,7 @@ fn write_tier(
     if resource == "pods" && sub == Some("eviction") {
         return class(Tier::T3, "eviction of a pod".into());
     }
-    if matches!(verb, "delete" | "deletecollection") {
+    if matches!(verb, Verb::Delete | Verb::DeleteCollection) {
         return class(Tier::T3, reason(verb, resource, sub));
     }
     if sub.is_some_and(|sub| !is_ordinary_subresource(sub)) {
@@ -196,12 +197,12 @@ fn write_tier(
 
 /// Tunnels into workloads and token minting, whatever the verb or dry-run.
 fn break_glass_subresource(
-    verb: &str,
+    verb: Verb,
     resource: &str,
     sub: Option<&str>,
 ) -> Option<Classification> {
     let reason = match (verb, resource, sub) {
-        ("proxy", _, _) => Reason::concat(&["proxy to ", resource]),
+        (Verb::Proxy, _, _) => Reason::concat(&["proxy to ", resource]),
         (_, "pods", Some("exec")) => "exec into a pod".into(),
         (_, "pods", Some("attach")) => "attach to a pod".into(),
         (_, "pods", Some("portforward")) => "port-forward to a pod".into(),
@@ -227,27 +228,24 @@ fn non_resource(info: &RequestInfo) -> Classification {
 }
 
 /// "delete of pods", "read of secrets", "patch of deployments/scale".
-fn reason(verb: &str, resource: &str, sub: Option<&str>) -> Reason {
+fn reason(verb: Verb, resource: &str, sub: Option<&str>) -> Reason {
     let mut out = Reason::new();
     push_reason(&mut out, verb, resource, sub);
     out
 }
 
-fn push_reason(out: &mut Reason, verb: &str, resource: &str, sub: Option<&str>) {
-    // One copy for the verb and " of " together when the verb is a known one.
+fn push_reason(out: &mut Reason, verb: Verb, resource: &str, sub: Option<&str>) {
+    // The verb and " of " in one copy.
     let verb_of = match verb {
-        "get" => "read of ",
-        "list" => "list of ",
-        "watch" => "watch of ",
-        "create" => "create of ",
-        "update" => "update of ",
-        "patch" => "patch of ",
-        "delete" => "delete of ",
-        "deletecollection" => "deletecollection of ",
-        other => {
-            out.push_str(other);
-            " of "
-        }
+        Verb::Get => "read of ",
+        Verb::List => "list of ",
+        Verb::Watch => "watch of ",
+        Verb::Create => "create of ",
+        Verb::Update => "update of ",
+        Verb::Patch => "patch of ",
+        Verb::Delete => "delete of ",
+        Verb::DeleteCollection => "deletecollection of ",
+        Verb::Proxy => "proxy of ",
     };
     out.push_str(verb_of);
     out.push_str(resource);

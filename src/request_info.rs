@@ -43,6 +43,8 @@ pub struct RequestInfo {
     /// `proxy`; for non-resource requests the lowercase HTTP method (owned only for an
     /// extension method).
     verb: Cow<'static, str>,
+    /// The same verb as a [`Verb`], for a resource request; `None` for a non-resource one.
+    kube_verb: Option<Verb>,
     api_group: Span,
     api_version: Span,
     namespace: Option<Span>,
@@ -119,6 +121,7 @@ impl RequestInfo {
             is_resource_request: false,
             path: PathStr::new(),
             verb: Cow::Borrowed(""),
+            kube_verb: None,
             api_group: Span::default(),
             api_version: Span::default(),
             namespace: None,
@@ -142,6 +145,11 @@ impl RequestInfo {
     pub fn verb(&self) -> &str {
         &self.verb
     }
+    /// The kube verb of a resource request, to branch on without comparing strings; `None`
+    /// for a non-resource request.
+    pub fn kube_verb(&self) -> Option<Verb> {
+        self.kube_verb
+    }
     /// The API group: `""` for the core group and for non-resource requests.
     pub fn api_group(&self) -> &str {
         self.get(self.api_group)
@@ -159,7 +167,7 @@ impl RequestInfo {
     /// Whether the response may stream for as long as the client wants: a watch, or a pod's
     /// log (followed or not: the query is not read for that).
     pub fn is_long_lived(&self) -> bool {
-        self.verb() == "watch" || self.subresource() == Some("log")
+        self.kube_verb == Some(Verb::Watch) || self.subresource() == Some("log")
     }
 
     pub fn subresource(&self) -> Option<&str> {
@@ -199,8 +207,7 @@ impl RequestInfo {
         parts.skip(if prefix == "api" { 1 } else { 2 });
         self.api_version = parts.next_part()?;
         let special_verb = match parts.peek(0) {
-            Some("watch") => Some("watch"),
-            Some("proxy") => Some("proxy"),
+            Some(special @ ("watch" | "proxy")) => Some(special),
             _ => None,
         };
         if let Some(special) = special_verb {
@@ -230,11 +237,14 @@ impl RequestInfo {
             self.check_case()?;
         }
         let verb = match special_verb {
-            Some(special) => special,
+            Some("watch") => Verb::Watch,
+            Some(_) => Verb::Proxy,
             None => resource_verb(method, self.name.is_some(), query.watch)?,
         };
-        self.dry_run = query.dry_run_all && matches!(verb, "create" | "update" | "patch");
-        self.verb = Cow::Borrowed(verb);
+        self.dry_run =
+            query.dry_run_all && matches!(verb, Verb::Create | Verb::Update | Verb::Patch);
+        self.kube_verb = Some(verb);
+        self.verb = Cow::Borrowed(verb.as_str());
         Ok(())
     }
 
@@ -346,20 +356,70 @@ fn resource_verb(
     method: &Method,
     named: bool,
     watch: Option<bool>,
-) -> Result<&'static str, RequestInfoError> {
+) -> Result<Verb, RequestInfoError> {
     Ok(match *method {
-        Method::GET | Method::HEAD if named => "get",
-        Method::GET | Method::HEAD if watch == Some(true) => "watch",
-        Method::GET | Method::HEAD => "list",
-        Method::POST => "create",
-        Method::PUT => "update",
-        Method::PATCH => "patch",
-        Method::DELETE if named => "delete",
-        Method::DELETE => "deletecollection",
+        Method::GET | Method::HEAD if named => Verb::Get,
+        Method::GET | Method::HEAD if watch == Some(true) => Verb::Watch,
+        Method::GET | Method::HEAD => Verb::List,
+        Method::POST => Verb::Create,
+        Method::PUT => Verb::Update,
+        Method::PATCH => Verb::Patch,
+        Method::DELETE if named => Verb::Delete,
+        Method::DELETE => Verb::DeleteCollection,
         _ => {
             return Err(RequestInfoError(format!(
                 "sluice: method {method} is not served on resource paths; refused"
             )));
         }
     })
+}
+
+/// The verb of a resource request: what RBAC, the tiers and runbooks are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verb {
+    Get,
+    List,
+    Watch,
+    Create,
+    Update,
+    Patch,
+    Delete,
+    DeleteCollection,
+    /// The legacy `/proxy/` prefix.
+    Proxy,
+}
+
+impl Verb {
+    /// Every verb, in declaration order.
+    pub const ALL: [Verb; 9] = [
+        Verb::Get,
+        Verb::List,
+        Verb::Watch,
+        Verb::Create,
+        Verb::Update,
+        Verb::Patch,
+        Verb::Delete,
+        Verb::DeleteCollection,
+        Verb::Proxy,
+    ];
+
+    /// The name the apiserver and RBAC use: `get`, `deletecollection`, …
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+            Verb::DeleteCollection => "deletecollection",
+            Verb::Proxy => "proxy",
+        }
+    }
+
+    /// The verb named `name` (exactly, lowercase), if there is one.
+    pub fn from_name(name: &str) -> Option<Verb> {
+        Verb::ALL.into_iter().find(|verb| verb.as_str() == name)
+    }
 }

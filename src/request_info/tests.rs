@@ -250,3 +250,32 @@ fn long_paths_and_the_root() {
         ("/", "get", false)
     );
 }
+
+/// Every verb reads back from its own name, and the name is what the verb string says.
+#[test]
+fn each_verb_reads_back_from_its_name() {
+    for verb in Verb::ALL {
+        assert_eq!(Verb::from_name(verb.as_str()), Some(verb));
+    }
+    assert_eq!(Verb::from_name("GET"), None);
+    assert_eq!(Verb::from_name("post"), None);
+    let cases = [
+        (Method::GET, "/api/v1/namespaces/a/pods/p", Some(Verb::Get)),
+        (Method::GET, "/api/v1/pods?watch=true", Some(Verb::Watch)),
+        (Method::GET, "/api/v1/watch/pods", Some(Verb::Watch)),
+        (Method::GET, "/api/v1/proxy/nodes/n", Some(Verb::Proxy)),
+        (
+            Method::DELETE,
+            "/api/v1/namespaces/a/pods",
+            Some(Verb::DeleteCollection),
+        ),
+        (Method::POST, "/version", None),
+    ];
+    for (method, target, verb) in cases {
+        let info = RequestInfo::parse(&method, &target.parse().unwrap(), false).unwrap();
+        assert_eq!(info.kube_verb(), verb, "{method} {target}");
+        if let Some(verb) = verb {
+            assert_eq!(info.verb(), verb.as_str(), "{method} {target}");
+        }
+    }
+}
