@@ -32,15 +32,27 @@ impl<const N: usize> InlineStr<N> {
         out
     }
 
+    /// Inlined: the common case (it fits) is a length check and a copy, which for a
+    /// constant piece the compiler turns into a few moves; the rest is out of line.
+    #[inline]
     pub fn push_str(&mut self, piece: &str) {
+        if let Repr::Inline(inline) = &mut self.0
+            && inline.try_push_str(piece).is_ok()
+        {
+            return;
+        }
+        self.push_spilled(piece);
+    }
+
+    /// `piece` does not fit inline (or the string is already on the heap).
+    #[cold]
+    fn push_spilled(&mut self, piece: &str) {
         match &mut self.0 {
             Repr::Inline(inline) => {
-                if inline.try_push_str(piece).is_err() {
-                    let mut heap = String::with_capacity(inline.len() + piece.len() + 32);
-                    heap.push_str(inline);
-                    heap.push_str(piece);
-                    self.0 = Repr::Heap(heap);
-                }
+                let mut heap = String::with_capacity(inline.len() + piece.len() + 32);
+                heap.push_str(inline);
+                heap.push_str(piece);
+                self.0 = Repr::Heap(heap);
             }
             Repr::Heap(heap) => heap.push_str(piece),
         }
