@@ -126,6 +126,8 @@ fn watches_and_logs_are_long_lived() {
         ("GET", "/api/v1/namespaces/d/pods?watch=false", false),
         ("POST", "/api/v1/namespaces/d/pods/p/exec", false),
         ("GET", "/version", false),
+        // An extension method named like the verb is no watch: only a kube watch streams.
+        ("WATCH", "/healthz", false),
     ] {
         let info = parse(method, uri).unwrap();
         assert_eq!(info.is_long_lived(), long_lived, "{method} {uri}");
