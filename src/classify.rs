@@ -118,9 +118,7 @@ pub fn classify(info: &RequestInfo, policy: &Policy, agent: &str) -> Classificat
 
 /// The tier before runbooks.
 fn base_tier(info: &RequestInfo, policy: &Policy) -> Classification {
-    let (Some(resource), true, Some(verb)) =
-        (info.resource(), info.is_resource_request, info.kube_verb())
-    else {
+    let (Some(resource), Some(verb)) = (info.resource(), info.kube_verb()) else {
         return non_resource(info);
     };
     let sub = info.subresource();

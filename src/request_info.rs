@@ -36,15 +36,11 @@ use query::{QueryFlags, scan_query};
 /// and name are ranges into it (read them through the accessors), so parsing allocates once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestInfo {
-    pub is_resource_request: bool,
     /// The normalised path: percent-decoded, without a trailing slash.
     pub path: PathStr,
-    /// get, list, watch, create, update, patch, delete, deletecollection, or the legacy
-    /// `proxy`; for non-resource requests the lowercase HTTP method (owned only for an
-    /// extension method).
-    verb: Cow<'static, str>,
-    /// The same verb as a [`Verb`], for a resource request; `None` for a non-resource one.
-    kube_verb: Option<Verb>,
+    /// A resource request's [`Verb`], or a non-resource request's method; which of the two
+    /// is what makes it a resource request.
+    verb: RequestVerb,
     api_group: Span,
     api_version: Span,
     namespace: Option<Span>,
@@ -118,10 +114,8 @@ impl RequestInfo {
         }
         let query = scan_query(uri.query())?;
         let mut info = RequestInfo {
-            is_resource_request: false,
             path: PathStr::new(),
-            verb: Cow::Borrowed(""),
-            kube_verb: None,
+            verb: RequestVerb::NonResource(Cow::Borrowed("")),
             api_group: Span::default(),
             api_version: Span::default(),
             namespace: None,
@@ -141,14 +135,24 @@ impl RequestInfo {
         span.of(&self.path)
     }
 
+    /// Whether the path names an API resource (`/api/v1/...`, `/apis/{group}/{version}/...`).
+    pub fn is_resource_request(&self) -> bool {
+        matches!(self.verb, RequestVerb::Resource(_))
+    }
     /// The kube verb (or the lowercase method of a non-resource request).
     pub fn verb(&self) -> &str {
-        &self.verb
+        match &self.verb {
+            RequestVerb::Resource(verb) => verb.as_str(),
+            RequestVerb::NonResource(method) => method,
+        }
     }
     /// The kube verb of a resource request, to branch on without comparing strings; `None`
     /// for a non-resource request.
     pub fn kube_verb(&self) -> Option<Verb> {
-        self.kube_verb
+        match self.verb {
+            RequestVerb::Resource(verb) => Some(verb),
+            RequestVerb::NonResource(_) => None,
+        }
     }
     /// The API group: `""` for the core group and for non-resource requests.
     pub fn api_group(&self) -> &str {
@@ -167,7 +171,7 @@ impl RequestInfo {
     /// Whether the response may stream for as long as the client wants: a watch, or a pod's
     /// log (followed or not: the query is not read for that).
     pub fn is_long_lived(&self) -> bool {
-        self.kube_verb == Some(Verb::Watch) || self.subresource() == Some("log")
+        self.kube_verb() == Some(Verb::Watch) || self.subresource() == Some("log")
     }
 
     pub fn subresource(&self) -> Option<&str> {
@@ -193,14 +197,14 @@ impl RequestInfo {
         check_case: bool,
     ) -> Result<(), RequestInfoError> {
         let (Some(prefix), Some(_), Some(_)) = (parts.peek(0), parts.peek(1), parts.peek(2)) else {
-            self.verb = non_resource_verb(method);
+            self.verb = RequestVerb::NonResource(non_resource_verb(method));
             return check_non_resource_prefix(parts.peek(0));
         };
         self.api_group = match prefix {
             "api" => Span::default(), // the core group, as an empty range
             "apis" if parts.peek(3).is_some() => parts.span(1).unwrap_or_default(),
             _ => {
-                self.verb = non_resource_verb(method);
+                self.verb = RequestVerb::NonResource(non_resource_verb(method));
                 return check_non_resource_prefix(Some(prefix));
             }
         };
@@ -232,7 +236,6 @@ impl RequestInfo {
             Some("proxy") => None,
             _ => parts.span(1),
         };
-        self.is_resource_request = true;
         if check_case {
             self.check_case()?;
         }
@@ -243,8 +246,7 @@ impl RequestInfo {
         };
         self.dry_run =
             query.dry_run_all && matches!(verb, Verb::Create | Verb::Update | Verb::Patch);
-        self.kube_verb = Some(verb);
-        self.verb = Cow::Borrowed(verb.as_str());
+        self.verb = RequestVerb::Resource(verb);
         Ok(())
     }
 
@@ -372,6 +374,14 @@ fn resource_verb(
             )));
         }
     })
+}
+
+/// What [`RequestInfo::verb`] reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RequestVerb {
+    Resource(Verb),
+    /// The lowercase method; owned only for an extension method.
+    NonResource(Cow<'static, str>),
 }
 
 /// The verb of a resource request: what RBAC, the tiers and runbooks are written in.

@@ -214,7 +214,7 @@ impl Record {
             path: Some(self.path()),
             verb: info.map(RequestInfo::verb),
             api_group: info
-                .filter(|i| i.is_resource_request)
+                .filter(|i| i.is_resource_request())
                 .map(RequestInfo::api_group),
             api_version: info.map(RequestInfo::api_version).filter(|v| !v.is_empty()),
             namespace: info.and_then(RequestInfo::namespace),

@@ -8,7 +8,10 @@ use serde::Deserialize;
 
 use super::glob::Glob;
 use super::label::intern;
-use super::{Action, AgentRules, Mode, Operation, Policy, Rule, Runbook, VERBS, VerbSet};
+use super::{
+    Action, AgentRules, Mode, Operation, Policy, Rule, Runbook, VerbSet, runbook_verb,
+    runbook_verbs,
+};
 use crate::classify::Tier;
 use crate::yaml::YamlError;
 
@@ -227,14 +230,17 @@ fn compile_operation(
     key: &str,
     op: &OperationFile,
 ) -> Result<Operation, YamlError> {
-    for (i, verb) in op.verbs.iter().enumerate() {
-        if !VERBS.contains(&verb.as_str()) {
+    let mut verbs = VerbSet::default();
+    for (i, name) in op.verbs.iter().enumerate() {
+        let Some(verb) = runbook_verb(name) else {
+            let names: Vec<&str> = runbook_verbs().map(|verb| verb.as_str()).collect();
             let message = format!(
-                "unknown verb {verb:?}; expected one of {}",
-                VERBS.join(", ")
+                "unknown verb {name:?}; expected one of {}",
+                names.join(", ")
             );
             return Err(errors.at(format!("{key}.verbs[{i}]"), message));
-        }
+        };
+        verbs = verbs.with(verb);
     }
     if op.verbs.is_empty() || op.resources.is_empty() {
         let message = "an operation needs at least one verb and one resource".into();
@@ -262,7 +268,7 @@ fn compile_operation(
         None => None,
     };
     Ok(Operation {
-        verbs: VerbSet::of(op.verbs.iter().map(String::as_str)),
+        verbs,
         resources,
         api_groups: op
             .api_groups

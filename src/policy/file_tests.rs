@@ -36,6 +36,12 @@ fn bad_files_name_key_path_and_problem() {
             "unknown verb \"scale\"",
         ),
         (
+            // The legacy proxy verb is a Verb, but no runbook may lower it (it is always T4).
+            "agents: {a: {}}\nrunbooks:\n  r: {agents: [a], operations: [{verbs: [get, proxy], resources: [pods]}]}\n".into(),
+            "runbooks.r.operations[0].verbs[1]: ",
+            "unknown verb \"proxy\"; expected one of get, list, watch, create, update, patch, delete, deletecollection",
+        ),
+        (
             "agents: {a: {}}\nrunbooks:\n  r: {agents: [a], operations: [{verbs: [patch], resources: [Pods]}]}\n".into(),
             "runbooks.r.operations[0].resources[0]: ",
             "not a resource",

@@ -247,33 +247,26 @@ impl Rule {
     }
 }
 
-/// The verbs a runbook operation may name.
-const VERBS: &[&str] = &[
-    "get",
-    "list",
-    "watch",
-    "create",
-    "update",
-    "patch",
-    "delete",
-    "deletecollection",
-];
+/// The verbs a runbook operation may name: every [`Verb`] but the legacy proxy, which is
+/// always T4 and so never lowered.
+fn runbook_verbs() -> impl Iterator<Item = Verb> {
+    Verb::ALL.into_iter().filter(|verb| *verb != Verb::Proxy)
+}
 
-/// A set of [`VERBS`], one bit each: a runbook's verbs are checked with one AND, not a
-/// string comparison per verb.
+/// The runbook verb `name` names, if it names one.
+fn runbook_verb(name: &str) -> Option<Verb> {
+    runbook_verbs().find(|verb| verb.as_str() == name)
+}
+
+/// A set of verbs, one bit each: a runbook's verbs are checked with one AND, not a string
+/// comparison per verb.
 #[derive(Debug, Clone, Copy, Default)]
 struct VerbSet(u16);
 
 impl VerbSet {
-    /// The set of `verbs`; a name not in [`VERBS`] (refused when the policy is read) is left out.
-    fn of<'a>(verbs: impl IntoIterator<Item = &'a str>) -> VerbSet {
-        VerbSet(
-            verbs
-                .into_iter()
-                .filter(|name| VERBS.contains(name))
-                .filter_map(Verb::from_name)
-                .fold(0, |set, verb| set | VerbSet::bit(verb)),
-        )
+    /// This set and `verb`.
+    fn with(self, verb: Verb) -> VerbSet {
+        VerbSet(self.0 | VerbSet::bit(verb))
     }
     fn bit(verb: Verb) -> u16 {
         1 << verb as u16

@@ -109,7 +109,7 @@ fn derives_fields_like_the_apiserver() {
             opt(info.name()),
         ];
         assert_eq!(got.map(|s| s), want.map(str::to_owned), "{method} {uri}");
-        assert!(info.is_resource_request, "{uri}");
+        assert!(info.is_resource_request(), "{uri}");
     }
 }
 
@@ -148,7 +148,7 @@ fn short_or_foreign_paths_are_non_resource() {
         "/healthz/etcd",
     ] {
         let info = parse("GET", uri).unwrap();
-        assert!(!info.is_resource_request, "{uri}");
+        assert!(!info.is_resource_request(), "{uri}");
         assert_eq!(info.verb(), "get");
         assert_eq!(info.resource(), None);
     }
@@ -248,7 +248,7 @@ fn long_paths_and_the_root() {
     }
     let root = RequestInfo::parse(&Method::GET, &Uri::from_static("/"), false).unwrap();
     assert_eq!(
-        (&*root.path, root.verb(), root.is_resource_request),
+        (&*root.path, root.verb(), root.is_resource_request()),
         ("/", "get", false)
     );
 }
