@@ -66,10 +66,9 @@ pub type PathStr = InlineStr<PATH_INLINE>;
 struct Span(u64);
 
 impl Span {
-    fn new(start: usize, end: usize) -> Span {
-        // hyper refuses URIs longer than u16::MAX, so the offsets always fit.
-        let offset = |at: usize| u64::from(u32::try_from(at).unwrap_or(u32::MAX));
-        Span(offset(start) | offset(end) << 32)
+    /// `start..end`; the callers have checked that the path's length fits in a u32.
+    fn new(start: u32, end: u32) -> Span {
+        Span(u64::from(start) | u64::from(end) << 32)
     }
     /// This range of `path` (empty if it is not one).
     #[inline]
@@ -291,13 +290,6 @@ impl<'a> Parts<'a> {
             segments: [Span::default(); MAX_SEGMENTS],
             len: 0,
             at: 0,
-        }
-    }
-    /// Adds the segment `path[start..end]`; those past [`MAX_SEGMENTS`] are not kept.
-    fn push(&mut self, start: usize, end: usize) {
-        if let Some(slot) = self.segments.get_mut(self.len) {
-            *slot = Span::new(start, end);
-            self.len += 1;
         }
     }
     #[inline]

@@ -7,7 +7,7 @@
 //! (or that no client sends honestly): encoded slashes, dot segments, empty segments,
 //! double encoding and control characters.
 
-use super::{Parts, RequestInfoError};
+use super::{MAX_SEGMENTS, Parts, RequestInfoError, Span};
 use crate::bytescan::any_byte;
 
 /// Whether `byte` sends a path to the general [`normalise_path`]: `%` (something to decode),
@@ -37,61 +37,80 @@ impl Parts<'_> {
     /// if there is no path or a segment is empty or a dot segment (never, for a normalised
     /// path).
     ///
-    /// Eight bytes at a time: a word's slashes are found with a few arithmetic instructions
-    /// ([`slash_bytes`]) and visited one set bit at a time, so the cost follows the number
-    /// of segments rather than of bytes (a byte loop spent ~450 instructions on a 40-byte
-    /// path).
+    /// Eight bytes at a time: a word's slashes are marked with a few arithmetic instructions
+    /// ([`byte_marks`]) and visited one mark at a time, so the cost follows the number of
+    /// segments rather than of bytes (a byte loop spent ~450 instructions on a 40-byte path).
+    /// A segment is only looked at for being empty or starting with a dot; only then (rare:
+    /// `.well-known` is a name) is it compared with `.` and `..`.
     pub(super) fn split_clean(&mut self) -> bool {
         let bytes = self.path.as_bytes();
         match bytes {
             b"" => return false,
             b"/" => return true,
+            // Spans hold u32 offsets; hyper refuses URIs this long anyway.
+            _ if u32::try_from(bytes.len()).is_err() => return false,
             _ => {}
         }
+        // Kept in locals (registers) rather than in `self` while the path is read.
+        let mut segments = [Span::default(); MAX_SEGMENTS];
+        let mut len = 0;
         // Both callers hand over a path that starts with `/`: segments start after it.
         let mut start = 1;
-        let (words, tail) = bytes.as_chunks::<8>();
-        // The tail: the last eight bytes read again, less those already looked at, or (a
-        // path under eight bytes) the bytes one by one.
-        let tail_word = match bytes.last_chunk::<8>() {
-            Some(last) if !tail.is_empty() => u64::from_le_bytes(*last) >> (64 - 8 * tail.len()),
-            Some(_) => 0,
-            None => tail
-                .iter()
-                .rev()
-                .fold(0u64, |word, &byte| word << 8 | u64::from(byte)),
-        };
-        let words = words.iter().map(|word| u64::from_le_bytes(*word));
-        for (index, word) in words.chain(std::iter::once(tail_word)).enumerate() {
-            let mut slashes = slash_bytes(word);
-            while slashes != 0 {
-                let at = index * 8 + (slashes.trailing_zeros() / 8) as usize;
-                slashes &= slashes - 1;
-                if at == 0 {
-                    continue;
-                }
-                if is_empty_or_dots(&bytes[start..at]) {
-                    return false;
-                }
-                self.push(start, at);
-                start = at + 1;
+        let mut suspect = false;
+        let mut end_segment = |at: usize| {
+            // The segment's first byte (the `/` that ends it, if it is empty).
+            suspect |= (at == start) | (bytes.get(start) == Some(&b'.'));
+            if let Some(slot) = segments.get_mut(len) {
+                *slot = Span::new(start as u32, at as u32);
+                len += 1;
             }
+            start = at + 1;
+        };
+        // Each `/` of a word ends a segment; `word` holds the path's bytes from `base`.
+        let mut end_segments = |base: usize, word: u64| {
+            let mut slashes = byte_marks(word, b'/');
+            while slashes != 0 {
+                end_segment(base + (slashes.trailing_zeros() / 8) as usize);
+                slashes &= slashes - 1;
+            }
+        };
+        let (words, tail) = bytes.as_chunks::<8>();
+        for (index, word) in words.iter().enumerate() {
+            // The leading `/` starts the first segment rather than ending one.
+            let skip = if index == 0 { 0xff } else { 0 };
+            end_segments(index * 8, u64::from_le_bytes(*word) & !skip);
         }
-        if is_empty_or_dots(&bytes[start..]) {
-            return false;
+        // The tail: the last eight bytes read again, less those already looked at, or (a
+        // path under eight bytes) the bytes one by one, less the leading `/`.
+        match bytes.last_chunk::<8>() {
+            Some(last) if !tail.is_empty() => {
+                let word = u64::from_le_bytes(*last) >> (64 - 8 * tail.len());
+                end_segments(words.len() * 8, word);
+            }
+            Some(_) => {}
+            None => end_segments(
+                0,
+                tail.iter()
+                    .rev()
+                    .fold(0u64, |word, &byte| word << 8 | u64::from(byte))
+                    & !0xff,
+            ),
         }
-        self.push(start, bytes.len());
-        true
+        end_segment(bytes.len());
+        self.segments = segments;
+        self.len = len;
+        !suspect || !bytes[1..].split(|&byte| byte == b'/').any(is_empty_or_dots)
     }
 }
 
-/// The bytes of `word` that are `/`: 0x80 in each such byte, 0 elsewhere (exact: no carry
+/// The bytes of `word` that are `byte`: 0x80 in each such byte, 0 elsewhere (exact: no carry
 /// crosses a byte, so no byte is marked for a neighbour's sake).
-fn slash_bytes(word: u64) -> u64 {
+#[inline]
+fn byte_marks(word: u64, byte: u8) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let zero_where_slash = word ^ 0x2f2f_2f2f_2f2f_2f2f;
+    let zero_where_byte = word ^ (0x0101_0101_0101_0101 * u64::from(byte));
     // Bit 7 of a byte ends up set unless the byte is zero.
-    !(((zero_where_slash & LOW7) + LOW7) | zero_where_slash | LOW7)
+    !(((zero_where_byte & LOW7) + LOW7) | zero_where_byte | LOW7)
 }
 
 fn is_empty_or_dots(segment: &[u8]) -> bool {
@@ -273,49 +292,90 @@ mod tests {
         }
     }
 
-    /// Every placement of slashes in every path up to 17 bytes: each word boundary and
-    /// tail length of the word-wise split, against `str::split`.
+    /// What `split_clean` must give for `path`: its segments, unless one is empty or a dot
+    /// segment.
+    fn expected_split(path: &str) -> Option<Vec<&str>> {
+        let segments: Vec<&str> = path[1..].split('/').collect();
+        let bad = |s: &&str| matches!(*s, "" | "." | "..");
+        (path == "/" || !segments.iter().any(bad)).then_some(segments)
+    }
+
+    fn check_split(path: &str) {
+        let mut parts = Parts::empty(path);
+        let clean = parts.split_clean();
+        let expected = expected_split(path);
+        assert_eq!(clean, expected.is_some(), "{path:?}");
+        if let Some(expected) = expected.filter(|_| path != "/") {
+            let split: Vec<&str> = (0..parts.len).filter_map(|i| parts.peek(i)).collect();
+            let kept = expected.len().min(crate::request_info::MAX_SEGMENTS);
+            assert_eq!(split, expected[..kept], "{path:?}");
+        }
+    }
+
+    /// Every path of `/`, `.` and `a` up to 12 bytes, and every placement of slashes up to
+    /// 18 bytes (across two word boundaries), against `str::split`.
     #[test]
-    fn split_clean_splits_every_slash_placement_like_str_split() {
-        for len in 1..=17usize {
+    fn split_clean_splits_every_placement_like_str_split() {
+        for len in 1..=12u32 {
+            for mut code in 0..3u32.pow(len - 1) {
+                let mut path = String::from("/");
+                for _ in 1..len {
+                    path.push(['a', '/', '.'][(code % 3) as usize]);
+                    code /= 3;
+                }
+                check_split(&path);
+            }
+        }
+        for len in 13..=18usize {
             for mask in 0u32..1 << (len - 1) {
                 let path: String = std::iter::once('/')
                     .chain((1..len).map(|i| if mask >> (i - 1) & 1 == 1 { '/' } else { 'a' }))
                     .collect();
-                let expected: Vec<&str> = path[1..].split('/').collect();
-                let mut parts = Parts::empty(&path);
-                let clean = parts.split_clean();
-                if len == 1 {
-                    assert!(clean, "{path}");
-                    continue;
-                }
-                assert_eq!(clean, !expected.contains(&""), "{path}");
-                if clean {
-                    let split: Vec<&str> = (0..parts.len).filter_map(|i| parts.peek(i)).collect();
-                    let kept = expected.len().min(crate::request_info::MAX_SEGMENTS);
-                    assert_eq!(split, expected[..kept], "{path}");
-                }
+                check_split(&path);
             }
         }
     }
 
+    /// Longer paths, where a slash or a dot meets another across a word boundary or lands
+    /// in the tail: each byte `/`, `.` or `a`, from a fixed pseudo-random sequence.
     #[test]
-    fn slash_bytes_marks_exactly_the_slashes() {
-        for byte in 0..=255u8 {
-            for at in 0..8 {
-                let mut word = [b'a'; 8];
-                word[at] = byte;
-                let expected = if byte == b'/' { 0x80 << (8 * at) } else { 0 };
-                assert_eq!(
-                    slash_bytes(u64::from_le_bytes(word)),
-                    expected,
-                    "{byte} at {at}"
-                );
+    fn split_clean_splits_long_paths_like_str_split() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..100_000 {
+            let len = 1 + (next() % 70) as usize;
+            // Mostly letters, so that some segments are long enough to span words.
+            let path: String = std::iter::once('/')
+                .chain((1..len).map(|_| match next() % 8 {
+                    0 | 1 => '/',
+                    2 => '.',
+                    _ => 'a',
+                }))
+                .collect();
+            check_split(&path);
+        }
+    }
+
+    #[test]
+    fn byte_marks_marks_exactly_the_matching_bytes() {
+        for wanted in [b'/', b'.'] {
+            for byte in 0..=255u8 {
+                for at in 0..8 {
+                    let mut word = [b'a'; 8];
+                    word[at] = byte;
+                    let expected = if byte == wanted { 0x80 << (8 * at) } else { 0 };
+                    let marks = byte_marks(u64::from_le_bytes(word), wanted);
+                    assert_eq!(marks, expected, "{byte} at {at}");
+                }
             }
         }
-        assert_eq!(
-            slash_bytes(u64::from_le_bytes(*b"//.\x000a//")),
-            0x8080_0000_0000_8080
-        );
+        let word = u64::from_le_bytes(*b"//.\x000a//");
+        assert_eq!(byte_marks(word, b'/'), 0x8080_0000_0000_8080);
+        assert_eq!(byte_marks(word, b'.'), 0x0000_0000_0080_0000);
     }
 }

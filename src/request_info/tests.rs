@@ -95,6 +95,17 @@ fn derives_fields_like_the_apiserver() {
             "/api/v1/namespaces/d/pods/p/log/extra",
             ["get", "", "v1", "d", "pods", "log", "p"],
         ),
+        // A segment that starts with a dot is a name, not a dot segment.
+        (
+            "GET",
+            "/api/v1/namespaces/d/services/s/proxy/.well-known/x",
+            ["get", "", "v1", "d", "services", "proxy", "s"],
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/d/configmaps/.x..",
+            ["get", "", "v1", "d", "configmaps", "", ".x.."],
+        ),
     ];
     for (method, uri, want) in rows {
         let info = parse(method, uri).unwrap();
