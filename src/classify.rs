@@ -105,37 +105,43 @@ fn is_self_review(group: &str, resource: &str) -> bool {
 
 /// Classifies `info` for `agent` (runbooks in `policy` may lower T2 to T1 for that agent).
 pub fn classify(info: &RequestInfo, policy: &Policy, agent: &str) -> Classification {
-    let mut base = base_tier(info, policy);
-    // Lowered in place: the reason (64 bytes inline) is not moved again.
-    if base.tier == Tier::T2
+    // The reason (64 bytes inline) is written where it stays: built in a callee and moved
+    // out, it cost a copy, and the copy's wide loads stall on the narrow stores that built
+    // it.
+    let mut class = Classification {
+        tier: Tier::T0,
+        reason: Reason::new(),
+    };
+    class.tier = base_tier(info, policy, &mut class.reason);
+    if class.tier == Tier::T2
         && let Some((_, runbook)) = policy.runbook_for(agent, info)
     {
-        base.tier = Tier::T1;
-        base.reason.push_str(runbook);
+        class.tier = Tier::T1;
+        class.reason.push_str(runbook);
     }
-    base
+    class
 }
 
-/// The tier before runbooks.
-fn base_tier(info: &RequestInfo, policy: &Policy) -> Classification {
+/// The tier before runbooks; its reason is written to `why`.
+fn base_tier(info: &RequestInfo, policy: &Policy, why: &mut Reason) -> Tier {
     let (Some(resource), Some(verb)) = (info.resource(), info.kube_verb()) else {
-        return non_resource(info);
+        return non_resource(info, why);
     };
     let sub = info.subresource();
-    if let Some(found) = break_glass_subresource(verb, resource, sub) {
-        return found;
+    if let Some(tier) = break_glass_subresource(verb, resource, sub, why) {
+        return tier;
     }
     let secret = resource == "secrets";
     if matches!(verb, Verb::Get | Verb::List | Verb::Watch) {
         return if secret {
-            class(Tier::T3, reason(verb, resource, sub))
+            of(why, Tier::T3, verb, resource, sub)
         } else if resource == "pods" && sub == Some("log") {
-            class(Tier::T0, "read of pod logs".into())
+            said(why, Tier::T0, &["read of pod logs"])
         } else {
-            class(Tier::T0, reason(verb, resource, sub))
+            of(why, Tier::T0, verb, resource, sub)
         };
     }
-    write_tier(info, policy, verb, resource, sub, secret)
+    write_tier(info, policy, verb, resource, sub, secret, why)
 }
 
 fn write_tier(
@@ -145,7 +151,8 @@ fn write_tier(
     resource: &str,
     sub: Option<&str>,
     secret: bool,
-) -> Classification {
+    why: &mut Reason,
+) -> Tier {
     let namespace = info.namespace();
     if verb == Verb::Create
         && namespace.is_none()
@@ -153,86 +160,71 @@ fn write_tier(
         && info.name().is_none()
         && is_self_review(info.api_group(), resource)
     {
-        let mut why = reason(verb, resource, sub);
-        why.push_str(" (asks what the agent may do)");
-        return class(Tier::T0, why);
+        let tier = of(why, Tier::T0, verb, resource, sub);
+        return said(why, tier, &[" (asks what the agent may do)"]);
     }
     if info.dry_run && !secret {
-        let mut why = Reason::from("dry-run ");
-        push_reason(&mut why, verb, resource, sub);
-        return class(Tier::T0, why);
+        why.push_str("dry-run ");
+        return of(why, Tier::T0, verb, resource, sub);
     }
     if let Some(ns) = namespace.filter(|ns| policy.is_protected(ns)) {
-        return class(
-            Tier::T4,
-            Reason::concat(&["write in protected namespace ", ns]),
-        );
+        return said(why, Tier::T4, &["write in protected namespace ", ns]);
     }
     if is_break_glass_resource(resource) {
-        return class(Tier::T4, reason(verb, resource, sub));
+        return of(why, Tier::T4, verb, resource, sub);
     }
     if namespace.is_none() {
-        let mut why = reason(verb, resource, sub);
-        why.push_str(" (cluster-scoped)");
-        return class(Tier::T4, why);
+        let tier = of(why, Tier::T4, verb, resource, sub);
+        return said(why, tier, &[" (cluster-scoped)"]);
     }
     if secret {
-        return class(Tier::T3, reason(verb, resource, sub));
+        return of(why, Tier::T3, verb, resource, sub);
     }
     if resource == "pods" && sub == Some("eviction") {
-        return class(Tier::T3, "eviction of a pod".into());
+        return said(why, Tier::T3, &["eviction of a pod"]);
     }
     if matches!(verb, Verb::Delete | Verb::DeleteCollection) {
-        return class(Tier::T3, reason(verb, resource, sub));
+        return of(why, Tier::T3, verb, resource, sub);
     }
     if sub.is_some_and(|sub| !is_ordinary_subresource(sub)) {
-        let mut why = reason(verb, resource, sub);
-        why.push_str(" (unusual subresource)");
-        return class(Tier::T3, why);
+        let tier = of(why, Tier::T3, verb, resource, sub);
+        return said(why, tier, &[" (unusual subresource)"]);
     }
-    class(Tier::T2, reason(verb, resource, sub))
+    of(why, Tier::T2, verb, resource, sub)
 }
 
-/// Tunnels into workloads and token minting, whatever the verb or dry-run.
+/// Tunnels into workloads and token minting, whatever the verb or dry-run: T4, with its
+/// reason written to `why`; `None` (and nothing written) for anything else.
 fn break_glass_subresource(
     verb: Verb,
     resource: &str,
     sub: Option<&str>,
-) -> Option<Classification> {
-    let reason = match (verb, resource, sub) {
-        (Verb::Proxy, _, _) => Reason::concat(&["proxy to ", resource]),
-        (_, "pods", Some("exec")) => "exec into a pod".into(),
-        (_, "pods", Some("attach")) => "attach to a pod".into(),
-        (_, "pods", Some("portforward")) => "port-forward to a pod".into(),
-        (_, "pods", Some("ephemeralcontainers")) => "ephemeral container in a pod".into(),
-        (_, "serviceaccounts", Some("token")) => "token for a service account".into(),
-        (_, _, Some("proxy")) => Reason::concat(&["proxy to ", resource]),
-        (_, _, Some(sub)) if is_break_glass_subresource(sub) => {
-            Reason::concat(&[sub, " on ", resource])
-        }
+    why: &mut Reason,
+) -> Option<Tier> {
+    let pieces: &[&str] = match (verb, resource, sub) {
+        (Verb::Proxy, _, _) => &["proxy to ", resource],
+        (_, "pods", Some("exec")) => &["exec into a pod"],
+        (_, "pods", Some("attach")) => &["attach to a pod"],
+        (_, "pods", Some("portforward")) => &["port-forward to a pod"],
+        (_, "pods", Some("ephemeralcontainers")) => &["ephemeral container in a pod"],
+        (_, "serviceaccounts", Some("token")) => &["token for a service account"],
+        (_, _, Some("proxy")) => &["proxy to ", resource],
+        (_, _, Some(sub)) if is_break_glass_subresource(sub) => &[sub, " on ", resource],
         _ => return None,
     };
-    Some(class(Tier::T4, reason))
+    Some(said(why, Tier::T4, pieces))
 }
 
-fn non_resource(info: &RequestInfo) -> Classification {
+fn non_resource(info: &RequestInfo, why: &mut Reason) -> Tier {
     match info.verb() {
-        "get" | "head" => class(Tier::T0, Reason::concat(&["read of ", &info.path])),
-        verb => class(
-            Tier::T4,
-            Reason::concat(&[verb, " to non-resource path ", &info.path]),
-        ),
+        "get" | "head" => said(why, Tier::T0, &["read of ", &info.path]),
+        verb => said(why, Tier::T4, &[verb, " to non-resource path ", &info.path]),
     }
 }
 
-/// "delete of pods", "read of secrets", "patch of deployments/scale".
-fn reason(verb: Verb, resource: &str, sub: Option<&str>) -> Reason {
-    let mut out = Reason::new();
-    push_reason(&mut out, verb, resource, sub);
-    out
-}
-
-fn push_reason(out: &mut Reason, verb: Verb, resource: &str, sub: Option<&str>) {
+/// Writes "delete of pods", "read of secrets", "patch of deployments/scale" to `why`;
+/// returns `tier`.
+fn of(why: &mut Reason, tier: Tier, verb: Verb, resource: &str, sub: Option<&str>) -> Tier {
     // The verb and " of " in one copy.
     let verb_of = match verb {
         Verb::Get => "read of ",
@@ -245,14 +237,19 @@ fn push_reason(out: &mut Reason, verb: Verb, resource: &str, sub: Option<&str>) 
         Verb::DeleteCollection => "deletecollection of ",
         Verb::Proxy => "proxy of ",
     };
-    out.push_str(verb_of);
-    out.push_str(resource);
+    why.push_str(verb_of);
+    why.push_str(resource);
     if let Some(sub) = sub {
-        out.push_str("/");
-        out.push_str(sub);
+        why.push_str("/");
+        why.push_str(sub);
     }
+    tier
 }
 
-fn class(tier: Tier, reason: Reason) -> Classification {
-    Classification { tier, reason }
+/// Writes `pieces` to `why`; returns `tier`.
+fn said(why: &mut Reason, tier: Tier, pieces: &[&str]) -> Tier {
+    for piece in pieces {
+        why.push_str(piece);
+    }
+    tier
 }
