@@ -248,8 +248,6 @@ fn of(why: &mut Reason, tier: Tier, verb: Verb, resource: &str, sub: Option<&str
 
 /// Writes `pieces` to `why`; returns `tier`.
 fn said(why: &mut Reason, tier: Tier, pieces: &[&str]) -> Tier {
-    for piece in pieces {
-        why.push_str(piece);
-    }
+    why.push_strs(pieces);
     tier
 }

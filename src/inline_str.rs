@@ -26,10 +26,16 @@ impl<const N: usize> InlineStr<N> {
     /// The pieces, concatenated.
     pub fn concat(pieces: &[&str]) -> InlineStr<N> {
         let mut out = InlineStr::new();
-        for piece in pieces {
-            out.push_str(piece);
-        }
+        out.push_strs(pieces);
         out
+    }
+
+    /// Appends each of `pieces`.
+    #[inline]
+    pub fn push_strs(&mut self, pieces: &[&str]) {
+        for piece in pieces {
+            self.push_str(piece);
+        }
     }
 
     /// Inlined: the common case (it fits) is a length check and a copy, which for a

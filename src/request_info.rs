@@ -209,16 +209,19 @@ impl RequestInfo {
         };
         parts.skip(if prefix == "api" { 1 } else { 2 });
         self.api_version = parts.next_part()?;
+        // The legacy `/watch/` and `/proxy/` prefixes name the verb themselves.
         let special_verb = match parts.peek(0) {
-            Some(special @ ("watch" | "proxy")) => Some(special),
+            Some("watch") => Some(Verb::Watch),
+            Some("proxy") => Some(Verb::Proxy),
             _ => None,
         };
         if let Some(special) = special_verb {
             parts.skip(1);
             if parts.peek(0).is_none() {
                 return Err(RequestInfoError(format!(
-                    "sluice: {}: no resource after the legacy {special} prefix; refused",
-                    parts.path
+                    "sluice: {}: no resource after the legacy {} prefix; refused",
+                    parts.path,
+                    special.as_str()
                 )));
             }
         }
@@ -232,15 +235,14 @@ impl RequestInfo {
         self.resource = Some(parts.next_part()?);
         self.name = parts.span(0);
         self.subresource = match special_verb {
-            Some("proxy") => None,
+            Some(Verb::Proxy) => None,
             _ => parts.span(1),
         };
         if check_case {
             self.check_case()?;
         }
         let verb = match special_verb {
-            Some("watch") => Verb::Watch,
-            Some(_) => Verb::Proxy,
+            Some(special) => special,
             None => resource_verb(method, self.name.is_some(), query.watch)?,
         };
         self.dry_run =

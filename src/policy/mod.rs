@@ -255,7 +255,7 @@ fn runbook_verbs() -> impl Iterator<Item = Verb> {
 
 /// The runbook verb `name` names, if it names one.
 fn runbook_verb(name: &str) -> Option<Verb> {
-    runbook_verbs().find(|verb| verb.as_str() == name)
+    Verb::from_name(name).filter(|verb| *verb != Verb::Proxy)
 }
 
 /// A set of verbs, one bit each: a runbook's verbs are checked with one AND, not a string

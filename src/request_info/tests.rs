@@ -106,6 +106,12 @@ fn derives_fields_like_the_apiserver() {
             "/api/v1/namespaces/d/configmaps/.x..",
             ["get", "", "v1", "d", "configmaps", "", ".x.."],
         ),
+        // The same after decoding: the general path's split must accept it too.
+        (
+            "GET",
+            "/api/v1/namespaces/d/configmaps/%2Ex%2E%2E",
+            ["get", "", "v1", "d", "configmaps", "", ".x.."],
+        ),
     ];
     for (method, uri, want) in rows {
         let info = parse(method, uri).unwrap();
