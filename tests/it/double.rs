@@ -106,6 +106,43 @@ async fn configmap_is_created_read_and_deleted() {
     );
 }
 
+/// Where the double once differed from kube-apiserver: a JSON patch was refused, and a
+/// server-side dry-run delete (kubectl sends `dryRun` in the DeleteOptions body) deleted.
+#[tokio::test]
+async fn json_patches_apply_and_a_dry_run_delete_keeps_the_object() {
+    let (_server, _dir, kubeconfig) = setup().await;
+    ok(&kubectl(
+        &kubeconfig,
+        &["create", "configmap", "x", "--from-literal=a=b"],
+    )
+    .await);
+    let ops = r#"[{"op":"add","path":"/data/j","value":"2"},{"op":"remove","path":"/data/a"}]"#;
+    ok(&kubectl(
+        &kubeconfig,
+        &["patch", "configmap", "x", "--type=json", "-p", ops],
+    )
+    .await);
+    let failing = r#"[{"op":"test","path":"/data/j","value":"other"}]"#;
+    let refused = kubectl(
+        &kubeconfig,
+        &["patch", "configmap", "x", "--type=json", "-p", failing],
+    )
+    .await;
+    assert!(!refused.status.success(), "a failed test op is refused");
+    let deleted = ok(&kubectl(
+        &kubeconfig,
+        &["delete", "configmap", "x", "--dry-run=server"],
+    )
+    .await);
+    assert_eq!(deleted.trim(), "configmap \"x\" deleted (server dry run)");
+    let data = ok(&kubectl(
+        &kubeconfig,
+        &["get", "configmap", "x", "-o", "jsonpath={.data}"],
+    )
+    .await);
+    assert_eq!(data, r#"{"j":"2"}"#);
+}
+
 #[tokio::test]
 async fn apply_creates_then_patches() {
     let (_server, dir, kubeconfig) = setup().await;

@@ -8,4 +8,5 @@ mod flows;
 mod hardening;
 mod onboarding;
 mod proxy;
+mod real;
 mod support;

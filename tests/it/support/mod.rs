@@ -9,6 +9,8 @@ pub mod certs;
 pub mod client;
 mod discovery;
 mod exec;
+mod json_patch;
+pub mod kas;
 pub mod kubeconfig;
 pub mod kubectl;
 mod objects;

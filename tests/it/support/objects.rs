@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::apiserver::{Req, Shared};
 use super::body::{self, Body, json_response, not_found, page_not_found, status_response};
 use super::store::{Key, Resource, key_of, name_suffix, resource, stamp_new};
-use super::{protobuf, table, watch};
+use super::{json_patch, protobuf, table, watch};
 
 /// What a path under /api/v1 names.
 struct Target {
@@ -260,10 +260,27 @@ fn update(shared: &Shared, req: &Req, target: &Target) -> Response<Body> {
 }
 
 fn patch(shared: &Shared, req: &Req, target: &Target) -> Response<Body> {
+    let content_type = req.header("content-type");
+    if content_type.contains("json-patch") {
+        let Ok(ops) = serde_json::from_slice::<Value>(&req.body) else {
+            return bad_body();
+        };
+        // Tried on a copy first: a failed patch changes nothing, and the answer is 422.
+        let current = shared.store.lock().unwrap().get(&key(target)).cloned();
+        if let Some(mut copy) = current
+            && let Err(why) = json_patch::apply(&mut copy, &ops)
+        {
+            return status_response(422, "Invalid", &why, None);
+        }
+        return replace(shared, req, target, |mut current| {
+            // They applied to a copy above; a test changes an object from one place at a time.
+            let _ = json_patch::apply(&mut current, &ops);
+            current
+        });
+    }
     let Some(patch) = parse_body(req) else {
         return bad_body();
     };
-    let content_type = req.header("content-type");
     if !content_type.contains("merge-patch") && !content_type.contains("apply-patch") {
         return status_response(
             415,
@@ -325,11 +342,18 @@ fn delete(shared: &Shared, req: &Req, target: &Target) -> Response<Body> {
     let Some(current) = store.get(&key(target)).cloned() else {
         return not_found(target.resource.name, target.name.as_deref().unwrap_or(""));
     };
-    if req.query("dryRun") == Some("All") {
+    if dry_run_delete(req) {
         return json_response(StatusCode::OK, &current);
     }
     let object = store.commit(&shared.events, "DELETED", target.resource.name, current);
     json_response(StatusCode::OK, &object)
+}
+
+/// A delete's dry run is asked for in the query or, as kubectl does, in the DeleteOptions
+/// body (`{"dryRun": ["All"]}`).
+fn dry_run_delete(req: &Req) -> bool {
+    let body = serde_json::from_slice::<Value>(&req.body).unwrap_or(Value::Null);
+    req.query("dryRun") == Some("All") || body["dryRun"] == json!(["All"])
 }
 
 /// `pods/log`: three lines; with `follow=true` they trickle out, then the stream ends.

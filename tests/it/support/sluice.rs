@@ -10,6 +10,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::apiserver::ApiServer;
+use super::kas::Kas;
 use super::kubeconfig::{self, Credential};
 use super::pki::{self, TestCa};
 
@@ -24,6 +25,40 @@ agents:
 
 /// The token of the default agent `claude-code`.
 pub const AGENT_TOKEN: &str = "sluice_test-token-for-claude-code";
+
+/// What sluice forwards to: the test double or the real kube-apiserver.
+pub trait Backend {
+    /// The server URL, `https://127.0.0.1:PORT`.
+    fn url(&self) -> String;
+    /// The CA of its serving certificate.
+    fn ca_pem(&self) -> String;
+    /// The bearer token sluice presents.
+    fn token(&self) -> String;
+}
+
+impl Backend for ApiServer {
+    fn url(&self) -> String {
+        ApiServer::url(self)
+    }
+    fn ca_pem(&self) -> String {
+        ApiServer::ca_pem(self)
+    }
+    fn token(&self) -> String {
+        ApiServer::token(self)
+    }
+}
+
+impl Backend for Kas {
+    fn url(&self) -> String {
+        Kas::url(self)
+    }
+    fn ca_pem(&self) -> String {
+        Kas::ca_pem(self)
+    }
+    fn token(&self) -> String {
+        Kas::token(self)
+    }
+}
 
 /// How to start sluice.
 pub struct Options {
@@ -94,11 +129,11 @@ pub struct Sluice {
 
 impl Sluice {
     /// sluice in front of `api`, allowing everything for `claude-code`.
-    pub async fn start(api: &ApiServer) -> Sluice {
+    pub async fn start(api: &impl Backend) -> Sluice {
         Sluice::start_with(api, Options::default()).await
     }
 
-    pub async fn start_with(api: &ApiServer, options: Options) -> Sluice {
+    pub async fn start_with(api: &impl Backend, options: Options) -> Sluice {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("sluice test CA");
         write_config(dir.path(), api, &ca, &options);
@@ -239,7 +274,7 @@ fn short_hash(text: &str) -> String {
     hex::encode(&Sha256::digest(text.as_bytes())[..6])
 }
 
-fn write_config(dir: &Path, api: &ApiServer, ca: &TestCa, options: &Options) {
+fn write_config(dir: &Path, api: &impl Backend, ca: &TestCa, options: &Options) {
     let server = ca.issue_server(&["localhost", "127.0.0.1"]);
     pki::write_pair(dir, "tls", &server);
     pki::write_file(dir, "upstream-ca.crt", &api.ca_pem());
