@@ -2,6 +2,7 @@
 
 mod approvals;
 mod crash;
+mod deploy;
 mod double;
 mod faults;
 mod flows;

@@ -1,6 +1,8 @@
 //! The workstation path end to end: `sluice init`, `sluice serve`, `sluice agent add` while it
 //! runs, and kubectl through the kubeconfig that `agent add` printed.
 
+mod commands;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;

@@ -362,3 +362,32 @@ fn dockerfile_runs_serve_as_nonroot_on_distroless() {
         text.contains(r#"ENTRYPOINT ["/sluice", "serve", "--config", "/etc/sluice/sluice.yaml"]"#)
     );
 }
+
+/// What `kubectl apply -k deploy/` would do, asked of the real apiserver: a server-side dry
+/// run, which runs its validation and admission on every object without storing any.
+#[tokio::test]
+async fn the_real_apiserver_accepts_every_object_of_deploy_in_a_server_dry_run() {
+    let Some(kas) = crate::support::kas::kas("deploy_server_dry_run") else {
+        return;
+    };
+    // Namespaced objects need their namespace to exist, even in a dry run.
+    kas.admin(&["create", "namespace", "sluice"]).await;
+    let dir = deploy_dir();
+    let out = kas
+        .admin(&["apply", "--dry-run=server", "-k", dir.to_str().unwrap()])
+        .await;
+    for object in objects() {
+        let kind = object["kind"].as_str().unwrap().to_lowercase();
+        let name = object["metadata"]["name"].as_str().unwrap();
+        assert!(
+            out.lines().any(|l| l.starts_with(&kind)
+                && l.contains(&format!("/{name} "))
+                && l.ends_with("(server dry run)")),
+            "{kind}/{name} not accepted:\n{out}"
+        );
+    }
+    assert!(
+        !kas.exists("sluice", "deployment/sluice").await,
+        "a dry run stores nothing"
+    );
+}
