@@ -35,6 +35,7 @@ pub mod executor;
 pub mod forward;
 pub mod health;
 pub mod inline_str;
+pub mod inspect;
 pub mod listener;
 pub mod metrics;
 pub mod permit;

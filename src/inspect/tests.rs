@@ -1,0 +1,507 @@
+//! Table tests: each baseline field on both sides of its boundary, each container list,
+//! each workload kind, each patch type and each encoding.
+
+use serde_json::{Value, json};
+
+use super::*;
+
+/// A change to a pod spec.
+type Change = Box<dyn Fn(&mut Value)>;
+
+const KINDS: &[(&str, &str, Workload)] = &[
+    ("", "pods", Workload::Pod),
+    ("", "podtemplates", Workload::PodTemplate),
+    ("", "replicationcontrollers", Workload::Template),
+    ("apps", "deployments", Workload::Template),
+    ("apps", "statefulsets", Workload::Template),
+    ("apps", "daemonsets", Workload::Template),
+    ("apps", "replicasets", Workload::Template),
+    ("batch", "jobs", Workload::Template),
+    ("batch", "cronjobs", Workload::CronJob),
+];
+
+/// A plain pod spec, with `change` applied to it.
+fn spec_with(change: impl FnOnce(&mut Value)) -> Value {
+    let mut spec = json!({"containers": [{"name": "app", "image": "nginx:1.27"}]});
+    change(&mut spec);
+    spec
+}
+
+/// The whole object of `workload` around a pod template.
+pub(super) fn object(workload: Workload, metadata: Value, spec: Value) -> Value {
+    let template = json!({"metadata": metadata, "spec": spec});
+    match workload {
+        Workload::Pod => template,
+        Workload::Template => json!({"spec": {"template": template}}),
+        Workload::CronJob => json!({"spec": {"jobTemplate": {"spec": {"template": template}}}}),
+        Workload::PodTemplate => json!({"template": template}),
+    }
+}
+
+fn rate_json(workload: Workload, resource: &str, object: &Value) -> Option<BodyTier> {
+    let body = serde_json::to_vec(object).unwrap();
+    judge(workload, resource, BodyKind::Object(Encoding::Json), &body).unwrap()
+}
+
+fn rate_pod(change: impl FnOnce(&mut Value)) -> Option<BodyTier> {
+    let object = object(Workload::Pod, json!({}), spec_with(change));
+    rate_json(Workload::Pod, "pods", &object)
+}
+
+fn tier_of(change: impl FnOnce(&mut Value)) -> Option<Tier> {
+    rate_pod(change).map(|b| b.tier)
+}
+
+#[test]
+fn a_plain_pod_and_every_allowed_value_keep_their_tier() {
+    let allowed: Vec<Change> = vec![
+        Box::new(|s| s["hostNetwork"] = json!(false)),
+        Box::new(|s| s["hostPID"] = json!(false)),
+        Box::new(|s| s["hostIPC"] = json!(false)),
+        Box::new(|s| s["containers"][0]["securityContext"] = json!({"privileged": false})),
+        Box::new(|s| {
+            s["containers"][0]["securityContext"]["capabilities"] =
+                json!({"add": pod_spec_capabilities(), "drop": ["ALL"]})
+        }),
+        Box::new(|s| s["containers"][0]["securityContext"]["procMount"] = json!("Default")),
+        Box::new(|s| s["containers"][0]["ports"] = json!([{"containerPort": 80, "hostPort": 0}])),
+        Box::new(|s| s["containers"][0]["ports"] = json!([{"containerPort": 80}])),
+        Box::new(|s| s["securityContext"]["seccompProfile"] = json!({"type": "RuntimeDefault"})),
+        Box::new(|s| {
+            s["containers"][0]["securityContext"]["seccompProfile"] =
+                json!({"type": "Localhost", "localhostProfile": "p.json"})
+        }),
+        Box::new(|s| s["securityContext"]["appArmorProfile"] = json!({"type": "RuntimeDefault"})),
+        Box::new(|s| {
+            s["containers"][0]["securityContext"]["appArmorProfile"] = json!({"type": "Localhost"})
+        }),
+        Box::new(|s| {
+            s["securityContext"]["seLinuxOptions"] =
+                json!({"type": "container_t", "level": "s0:c1"})
+        }),
+        Box::new(|s| {
+            s["containers"][0]["securityContext"]["seLinuxOptions"] =
+                json!({"type": "container_init_t"})
+        }),
+        Box::new(|s| s["securityContext"]["seLinuxOptions"] = json!({"type": "container_kvm_t"})),
+        Box::new(|s| {
+            s["securityContext"]["seLinuxOptions"] = json!({"type": "container_engine_t"})
+        }),
+        Box::new(|s| s["securityContext"]["seLinuxOptions"] = json!({"type": "", "user": ""})),
+        Box::new(|s| s["securityContext"]["windowsOptions"] = json!({"hostProcess": false})),
+        Box::new(|s| {
+            s["securityContext"]["sysctls"] = json!([
+                {"name": "kernel.shm_rmid_forced", "value": "1"},
+                {"name": "net.ipv4.ip_local_port_range", "value": "1024 65535"},
+                {"name": "net.ipv4.tcp_keepalive_time", "value": "60"},
+                {"name": "net.ipv4.tcp_wmem", "value": "4096 16384 4194304"},
+            ])
+        }),
+        Box::new(|s| {
+            s["volumes"] =
+                json!([{"name": "c", "configMap": {"name": "x"}}, {"name": "e", "emptyDir": {}}])
+        }),
+        Box::new(|s| {
+            s["volumes"] = json!([{"name": "p", "projected": {"sources": [
+                {"configMap": {"name": "x"}}, {"serviceAccountToken": {"path": "t"}}
+            ]}}])
+        }),
+        Box::new(|s| s["serviceAccountName"] = json!("default")),
+        Box::new(|s| s["nodeName"] = json!("")),
+        Box::new(|s| {
+            s["containers"][0]["env"] =
+                json!([{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "x", "key": "k"}}}])
+        }),
+        Box::new(|s| {
+            s["containers"][0]["livenessProbe"] = json!({"httpGet": {"path": "/", "port": 80}})
+        }),
+        Box::new(|s| {
+            s["containers"][0]["readinessProbe"] = json!({"tcpSocket": {"port": 80, "host": ""}})
+        }),
+        Box::new(|s| {
+            s["containers"][0]["lifecycle"] =
+                json!({"preStop": {"httpGet": {"path": "/q", "port": 80}}})
+        }),
+    ];
+    assert_eq!(tier_of(|_| {}), None);
+    for (i, change) in allowed.iter().enumerate() {
+        assert_eq!(tier_of(|s| change(s)), None, "allowed case {i}");
+    }
+}
+
+fn pod_spec_capabilities() -> Value {
+    json!([
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT"
+    ])
+}
+
+#[test]
+fn every_baseline_violation_is_tier_four_and_named() {
+    let cases: Vec<(&str, Change)> = vec![
+        (
+            "hostNetwork in pods (spec.hostNetwork)",
+            Box::new(|s| s["hostNetwork"] = json!(true)),
+        ),
+        (
+            "hostPID in pods (spec.hostPID)",
+            Box::new(|s| s["hostPID"] = json!(true)),
+        ),
+        (
+            "hostIPC in pods (spec.hostIPC)",
+            Box::new(|s| s["hostIPC"] = json!(true)),
+        ),
+        (
+            "privileged container in pods (spec.containers[0])",
+            Box::new(|s| s["containers"][0]["securityContext"] = json!({"privileged": true})),
+        ),
+        (
+            "capability SYS_ADMIN added in pods (spec.containers[0])",
+            Box::new(|s| {
+                s["containers"][0]["securityContext"]["capabilities"] =
+                    json!({"add": ["CHOWN", "SYS_ADMIN"]})
+            }),
+        ),
+        (
+            "capability NET_RAW added in pods (spec.containers[0])",
+            Box::new(|s| {
+                s["containers"][0]["securityContext"]["capabilities"] = json!({"add": ["NET_RAW"]})
+            }),
+        ),
+        (
+            "capability CAP_CHOWN added",
+            Box::new(|s| {
+                s["containers"][0]["securityContext"]["capabilities"] =
+                    json!({"add": ["CAP_CHOWN"]})
+            }),
+        ),
+        (
+            "hostPath volume in pods (spec.volumes[1])",
+            Box::new(
+                |s| s["volumes"] = json!([{"name": "e", "emptyDir": {}}, {"name": "root", "hostPath": {"path": "/"}}]),
+            ),
+        ),
+        (
+            "hostPort in pods (spec.containers[0].ports[0])",
+            Box::new(|s| {
+                s["containers"][0]["ports"] = json!([{"containerPort": 80, "hostPort": 80}])
+            }),
+        ),
+        (
+            "procMount Unmasked in pods (spec.containers[0])",
+            Box::new(|s| s["containers"][0]["securityContext"]["procMount"] = json!("Unmasked")),
+        ),
+        (
+            "seccomp profile Unconfined in pods (spec.securityContext)",
+            Box::new(|s| s["securityContext"]["seccompProfile"] = json!({"type": "Unconfined"})),
+        ),
+        (
+            "seccomp profile Unconfined in pods (spec.containers[0].securityContext)",
+            Box::new(|s| {
+                s["containers"][0]["securityContext"]["seccompProfile"] =
+                    json!({"type": "Unconfined"})
+            }),
+        ),
+        (
+            "AppArmor profile Unconfined in pods (spec.securityContext)",
+            Box::new(|s| s["securityContext"]["appArmorProfile"] = json!({"type": "Unconfined"})),
+        ),
+        (
+            "AppArmor profile Unconfined in pods (spec.containers[0].securityContext)",
+            Box::new(|s| {
+                s["containers"][0]["securityContext"]["appArmorProfile"] =
+                    json!({"type": "Unconfined"})
+            }),
+        ),
+        (
+            "SELinux type spc_t in pods (spec.securityContext)",
+            Box::new(|s| s["securityContext"]["seLinuxOptions"] = json!({"type": "spc_t"})),
+        ),
+        (
+            "SELinux user set in pods (spec.containers[0].securityContext)",
+            Box::new(|s| {
+                s["containers"][0]["securityContext"]["seLinuxOptions"] =
+                    json!({"user": "system_u"})
+            }),
+        ),
+        (
+            "SELinux role set in pods (spec.securityContext)",
+            Box::new(|s| s["securityContext"]["seLinuxOptions"] = json!({"role": "system_r"})),
+        ),
+        (
+            "unsafe sysctl kernel.msgmax in pods (spec.securityContext.sysctls[1])",
+            Box::new(
+                |s| s["securityContext"]["sysctls"] = json!([{"name": "net.ipv4.tcp_syncookies", "value": "1"}, {"name": "kernel.msgmax", "value": "1"}]),
+            ),
+        ),
+        (
+            "Windows hostProcess pod in pods (spec.securityContext)",
+            Box::new(|s| s["securityContext"]["windowsOptions"] = json!({"hostProcess": true})),
+        ),
+        (
+            "Windows hostProcess container in pods (spec.containers[0].securityContext)",
+            Box::new(|s| {
+                s["containers"][0]["securityContext"]["windowsOptions"] =
+                    json!({"hostProcess": true})
+            }),
+        ),
+        (
+            "livenessProbe on another host in pods (spec.containers[0].livenessProbe.httpGet.host)",
+            Box::new(|s| {
+                s["containers"][0]["livenessProbe"] =
+                    json!({"httpGet": {"host": "169.254.169.254", "port": 80}})
+            }),
+        ),
+        (
+            "startupProbe on another host in pods (spec.containers[0].startupProbe.tcpSocket.host)",
+            Box::new(|s| {
+                s["containers"][0]["startupProbe"] =
+                    json!({"tcpSocket": {"host": "10.0.0.1", "port": 22}})
+            }),
+        ),
+        (
+            "lifecycle.postStart on another host in pods (spec.containers[0].lifecycle.postStart.httpGet.host)",
+            Box::new(|s| {
+                s["containers"][0]["lifecycle"] =
+                    json!({"postStart": {"httpGet": {"host": "kubelet", "port": 10250}}})
+            }),
+        ),
+        (
+            "nodeName set in pods (spec.nodeName)",
+            Box::new(|s| s["nodeName"] = json!("node-1")),
+        ),
+        (
+            "privileged container in pods (spec.containers[0])",
+            Box::new(|s| s["containers"][0]["securityContext"] = json!({"privileged": "yes"})),
+        ),
+    ];
+    for (reason, change) in &cases {
+        let rated = rate_pod(|s| change(s)).unwrap_or_else(|| panic!("{reason}: not raised"));
+        assert_eq!(rated.tier, Tier::T4, "{reason}");
+        assert!(
+            rated.reason.starts_with(reason),
+            "{} is not {reason}",
+            rated.reason
+        );
+    }
+}
+
+#[test]
+fn apparmor_annotations_are_judged_on_the_template_metadata() {
+    let key = "container.apparmor.security.beta.kubernetes.io/app";
+    for (profile, tier) in [
+        ("runtime/default", None),
+        ("localhost/my-profile", None),
+        ("unconfined", Some(Tier::T4)),
+    ] {
+        let object = object(
+            Workload::Template,
+            json!({"annotations": {key: profile}}),
+            spec_with(|_| {}),
+        );
+        let rated = rate_json(Workload::Template, "deployments", &object);
+        assert_eq!(rated.as_ref().map(|r| r.tier), tier, "{profile}");
+        if let Some(rated) = rated {
+            assert_eq!(
+                rated.reason,
+                "AppArmor profile unconfined for container app in deployments \
+                 (spec.template.metadata.annotations)"
+            );
+        }
+    }
+}
+
+#[test]
+fn secrets_and_service_accounts_are_tier_three() {
+    let cases: Vec<(&str, Change)> = vec![
+        (
+            "secret volume in pods (spec.volumes[0])",
+            Box::new(|s| s["volumes"] = json!([{"name": "s", "secret": {"secretName": "db"}}])),
+        ),
+        (
+            "projected secret volume in pods (spec.volumes[0].projected.sources[1])",
+            Box::new(
+                |s| s["volumes"] = json!([{"name": "p", "projected": {"sources": [{"configMap": {"name": "c"}}, {"secret": {"name": "db"}}]}}]),
+            ),
+        ),
+        (
+            "reads a Secret into env in pods (spec.containers[0].env[1])",
+            Box::new(
+                |s| s["containers"][0]["env"] = json!([{"name": "A", "value": "1"}, {"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]),
+            ),
+        ),
+        (
+            "reads a Secret into env in pods (spec.containers[0].envFrom[0])",
+            Box::new(|s| s["containers"][0]["envFrom"] = json!([{"secretRef": {"name": "db"}}])),
+        ),
+        (
+            "runs as service account deployer in pods (spec.serviceAccountName)",
+            Box::new(|s| s["serviceAccountName"] = json!("deployer")),
+        ),
+        (
+            "runs as service account old in pods (spec.serviceAccount)",
+            Box::new(|s| s["serviceAccount"] = json!("old")),
+        ),
+    ];
+    for (reason, change) in &cases {
+        let rated = rate_pod(|s| change(s)).unwrap_or_else(|| panic!("{reason}: not raised"));
+        assert_eq!((rated.tier, rated.reason.as_str()), (Tier::T3, *reason));
+    }
+    // A T4 field outranks a T3 one, and the reason says how many more there are.
+    let both = rate_pod(|s| {
+        s["volumes"] = json!([{"name": "s", "secret": {"secretName": "db"}}]);
+        s["hostPID"] = json!(true);
+        s["hostIPC"] = json!(true);
+    })
+    .unwrap();
+    assert_eq!(both.tier, Tier::T4);
+    assert_eq!(both.reason, "hostPID in pods (spec.hostPID) and 1 more");
+}
+
+#[test]
+fn every_container_list_and_every_workload_kind_is_read() {
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        for (group, resource, workload) in KINDS {
+            assert_eq!(Workload::of(group, resource), Some(*workload));
+            let spec = json!({list: [{"name": "a"}, {"name": "b", "securityContext": {"privileged": true}}]});
+            let object = object(*workload, json!({}), spec);
+            let rated = rate_json(*workload, resource, &object).unwrap();
+            let at = match workload {
+                Workload::Pod => "spec",
+                Workload::Template => "spec.template.spec",
+                Workload::CronJob => "spec.jobTemplate.spec.template.spec",
+                Workload::PodTemplate => "template.spec",
+            };
+            assert_eq!(
+                rated.reason,
+                format!("privileged container in {resource} ({at}.{list}[1])")
+            );
+            assert_eq!(rated.tier, Tier::T4);
+        }
+    }
+    for (group, resource) in [
+        ("", "configmaps"),
+        ("apps", "controllerrevisions"),
+        ("", "deployments"),
+        ("example.com", "pods"),
+    ] {
+        assert_eq!(Workload::of(group, resource), None, "{group}/{resource}");
+    }
+}
+
+#[test]
+fn each_patch_type_is_judged_by_what_it_sets() {
+    let privileged = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "web", "securityContext": {"privileged": true}}
+    ]}}}});
+    let body = serde_json::to_vec(&privileged).unwrap();
+    for content_type in [
+        "application/merge-patch+json",
+        "application/strategic-merge-patch+json",
+    ] {
+        let kind = BodyKind::of(true, content_type).unwrap();
+        let rated = judge(Workload::Template, "deployments", kind, &body)
+            .unwrap()
+            .unwrap();
+        assert_eq!(rated.tier, Tier::T4, "{content_type}");
+    }
+    let apply = "apiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      hostNetwork: true\n";
+    let kind = BodyKind::of(true, "application/apply-patch+yaml").unwrap();
+    let rated = judge(Workload::Template, "deployments", kind, apply.as_bytes())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rated.reason,
+        "hostNetwork in deployments (spec.template.spec.hostNetwork)"
+    );
+
+    let kind = BodyKind::of(true, "application/json-patch+json").unwrap();
+    let ops = br#"[{"op":"add","path":"/spec/template/spec/containers/2/securityContext","value":{"privileged":true}}]"#;
+    let rated = judge(Workload::Template, "deployments", kind, ops)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rated.reason,
+        "privileged container in deployments (spec.template.spec.containers[2])"
+    );
+    let moved = br#"[{"op":"copy","from":"/metadata/labels","path":"/spec/template/spec/securityContext"}]"#;
+    let rated = judge(Workload::Template, "deployments", kind, moved)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (rated.tier, rated.reason.as_str()),
+        (Tier::T4, "patch sluice cannot read")
+    );
+    // A patch that sets nothing risky, or removes a risky field, raises nothing.
+    let harmless = br#"{"spec":{"replicas":3,"template":{"spec":{"hostNetwork":null}}}}"#;
+    let kind = BodyKind::of(true, "application/merge-patch+json").unwrap();
+    assert_eq!(
+        judge(Workload::Template, "deployments", kind, harmless).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn bodies_that_cannot_be_read_are_refused_not_rated_lower() {
+    let json_kind = BodyKind::Object(Encoding::Json);
+    for (kind, body) in [
+        (json_kind, &b"{not json"[..]),
+        (BodyKind::Object(Encoding::Yaml), b"a: [unclosed"),
+        (
+            BodyKind::Object(Encoding::Yaml),
+            b"spec: {}\nspec: {hostNetwork: true}\n",
+        ),
+        (BodyKind::Object(Encoding::Protobuf), b"not protobuf"),
+        (BodyKind::Object(Encoding::Protobuf), b"k8s\0\xff\xff\xff"),
+        (BodyKind::JsonPatch, br#"{"op":"add"}"#),
+    ] {
+        let outcome = judge(Workload::Pod, "pods", kind, body);
+        assert!(
+            matches!(outcome, Err(BodyError::Undecodable(_))),
+            "{kind:?} {body:?}: {outcome:?}"
+        );
+    }
+    for (is_patch, content_type) in [
+        (false, "application/cbor"),
+        (false, "text/plain"),
+        (true, "application/json"),
+        (true, "application/apply-patch+cbor"),
+    ] {
+        assert!(matches!(
+            BodyKind::of(is_patch, content_type),
+            Err(BodyError::UnsupportedType(_))
+        ));
+    }
+    assert_eq!(
+        BodyKind::of(false, "application/json; charset=utf-8").unwrap(),
+        BodyKind::Object(Encoding::Json)
+    );
+}
+
+#[test]
+fn yaml_merge_keys_are_expanded_as_the_apiserver_does() {
+    let yaml = "base: &risky {privileged: true}\nspec:\n  containers:\n    - name: a\n      securityContext:\n        <<: *risky\n";
+    let rated = judge(
+        Workload::Pod,
+        "pods",
+        BodyKind::Object(Encoding::Yaml),
+        yaml.as_bytes(),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        rated.reason,
+        "privileged container in pods (spec.containers[0])"
+    );
+}
