@@ -95,10 +95,6 @@ pub struct ForwardContext<'a> {
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
 
 /// The apiserver sluice forwards to, with connections of its own.
-///
-/// Each thread that serves agents has its own `Upstream` ([`Upstream::for_another_thread`]):
-/// its connections are driven by that thread's runtime, so a request and the upstream
-/// connection carrying it never wake another thread.
 pub struct Upstream {
     target: Arc<Target>,
     /// HTTP/2 where the upstream speaks it (ALPN), else HTTP/1.1 (pooled). Requests that
@@ -113,8 +109,7 @@ pub struct Upstream {
     upgrade_client: HttpsClient,
 }
 
-/// What every thread's [`Upstream`] shares: where the upstream is, how to reach it and
-/// under which credential.
+/// Where the upstream is, how to reach it and under which credential.
 struct Target {
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
@@ -217,12 +212,6 @@ impl Upstream {
             upgrade_client: target.client(false),
             target,
         }
-    }
-
-    /// The same upstream with no connection yet, for another thread's requests (each
-    /// thread's connections are its own, see [`Upstream`]).
-    pub fn for_another_thread(&self) -> Upstream {
-        Upstream::new(self.target.clone())
     }
 
     /// `host:port` of the upstream, for reachability probes.

@@ -43,6 +43,7 @@ pub mod policy;
 pub mod reload;
 pub mod request_id;
 pub mod request_info;
+pub mod runtime;
 pub mod server;
 pub mod tls;
 pub mod yaml;
