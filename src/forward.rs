@@ -23,7 +23,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::Body;
-use crate::config::UpstreamConfig;
+use crate::config::{self, UpstreamConfig};
 use crate::permit::Permit;
 
 pub use auth::UpstreamAuth;
@@ -326,32 +326,40 @@ pub const AUDIT_ID: HeaderName = HeaderName::from_static("audit-id");
 async fn load_kube_config(config: &UpstreamConfig) -> Result<kube::Config, UpstreamError> {
     use kube::config::{KubeConfigOptions, Kubeconfig};
     let fail = |what: String| UpstreamError::Config(what);
-    if let Some(server) = &config.server {
-        let url: Uri = server
-            .parse()
-            .map_err(|e| fail(format!("server {server:?}: {e}")))?;
-        let mut kube_config = kube::Config::new(url);
-        if let Some(ca) = &config.ca {
-            let certs = crate::tls::load_certs(ca).map_err(|e| fail(e.to_string()))?;
-            kube_config.root_cert = Some(certs.into_iter().map(|c| c.to_vec()).collect());
+    match &config.target {
+        config::Upstream::Explicit {
+            server,
+            ca,
+            token_file,
+        } => {
+            let mut kube_config = kube::Config::new(server.clone());
+            if let Some(ca) = ca {
+                let certs = crate::tls::load_certs(ca).map_err(|e| fail(e.to_string()))?;
+                kube_config.root_cert = Some(certs.into_iter().map(|c| c.to_vec()).collect());
+            }
+            kube_config.auth_info.token_file = token_file
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned());
+            Ok(kube_config)
         }
-        kube_config.auth_info.token_file = config
-            .token_file
-            .as_ref()
-            .map(|p| p.to_string_lossy().into_owned());
-        return Ok(kube_config);
+        config::Upstream::Kubeconfig { path, context } => {
+            let file = Kubeconfig::read_from(path)
+                .map_err(|e| fail(format!("kubeconfig {}: {e}", path.display())))?;
+            let options = KubeConfigOptions {
+                context: context.clone(),
+                ..KubeConfigOptions::default()
+            };
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| fail(format!("kubeconfig {}: {e}", path.display())))
+        }
+        config::Upstream::InCluster => in_cluster_or_current_kubeconfig().await,
     }
-    if let Some(path) = &config.kubeconfig {
-        let file = Kubeconfig::read_from(path)
-            .map_err(|e| fail(format!("kubeconfig {}: {e}", path.display())))?;
-        let options = KubeConfigOptions {
-            context: config.context.clone(),
-            ..KubeConfigOptions::default()
-        };
-        return kube::Config::from_custom_kubeconfig(file, &options)
-            .await
-            .map_err(|e| fail(format!("kubeconfig {}: {e}", path.display())));
-    }
+}
+
+async fn in_cluster_or_current_kubeconfig() -> Result<kube::Config, UpstreamError> {
+    use kube::config::KubeConfigOptions;
+    let fail = |what: String| UpstreamError::Config(what);
     match kube::Config::incluster() {
         Ok(in_cluster) => Ok(in_cluster),
         Err(in_cluster_err) => kube::Config::from_kubeconfig(&KubeConfigOptions::default())

@@ -131,7 +131,7 @@ impl Sluice {
             proxy,
             admin,
             tls,
-            admin_tls: config.admin_tls(),
+            admin_tls: config.admin.tls,
             limits: config.limits.clone(),
             background,
             audit_task,
