@@ -26,8 +26,7 @@ use crate::executor::BoxingExecutor;
 /// What sluice knows about the other end of a connection.
 #[derive(Debug, Clone)]
 pub struct Peer {
-    pub addr: SocketAddr,
-    /// `addr`'s IP as text, formatted once a connection for every request's audit events.
+    /// The peer's IP as text, formatted once a connection for every request's audit events.
     pub ip: Box<str>,
     /// The SPIFFE id of a client certificate that verified against `tls.client_ca`.
     pub spiffe_id: Option<String>,
@@ -36,7 +35,6 @@ pub struct Peer {
 impl Peer {
     pub fn new(addr: SocketAddr, spiffe_id: Option<String>) -> Peer {
         Peer {
-            addr,
             ip: addr.ip().to_string().into_boxed_str(),
             spiffe_id,
         }

@@ -184,25 +184,6 @@ impl Metrics {
         self.approval_wait.observe(seconds);
     }
 
-    /// Counts one appended audit event (for a writer that reports as it goes).
-    pub fn audit_event(&self) {
-        self.audit_events.inc();
-    }
-
-    /// Counts one failed audit write.
-    pub fn audit_write_error(&self) {
-        self.audit_write_errors.inc();
-    }
-
-    /// Brings the audit counters up to totals kept elsewhere (monotonic; a lower value is
-    /// ignored). Use this or the per-event methods, not both.
-    pub fn set_audit_counters(&self, events: u64, write_errors: u64) {
-        // A lock so two concurrent callers cannot both add the same difference.
-        let _guard = self.audit_source.lock();
-        raise_to(&self.audit_events, events);
-        raise_to(&self.audit_write_errors, write_errors);
-    }
-
     /// Reads the audit writer's totals at every scrape, so the writer need not know about
     /// metrics at all.
     pub fn set_audit_source(&self, source: impl Fn() -> AuditCounts + Send + Sync + 'static) {
@@ -347,8 +328,16 @@ mod tests {
     #[test]
     fn audit_counters_follow_their_source() {
         let m = Metrics::new();
-        m.set_audit_counters(5, 1);
-        m.set_audit_counters(3, 0); // lower totals never move a counter back
+        m.set_audit_source(|| AuditCounts {
+            events: 5,
+            write_errors: 1,
+        });
+        assert_eq!(value(&m.encode(), "sluice_audit_events_total"), Some(5.0));
+        m.set_audit_source(|| AuditCounts {
+            events: 3,
+            write_errors: 0,
+        });
+        // Lower totals never move a counter back.
         assert_eq!(value(&m.encode(), "sluice_audit_events_total"), Some(5.0));
         m.set_audit_source(|| AuditCounts {
             events: 9,
