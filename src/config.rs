@@ -333,58 +333,61 @@ admin: {listen: \"0.0.0.0:9443\"}
         );
     }
 
+    /// Config text after the minimal one, and the start of the error it makes.
+    const REFUSED: &[(&str, &str)] = &[
+        (
+            "upstream: {server: \"https://a\", kubeconfig: kc}",
+            "sluice.yaml: upstream: set either server (with ca / token_file) or kubeconfig, not both",
+        ),
+        (
+            "upstream: {context: dev}",
+            "sluice.yaml: upstream: context needs kubeconfig",
+        ),
+        (
+            "upstream: {kubeconfig: kc, ca: ca.crt}",
+            "sluice.yaml: upstream: ca and token_file need server",
+        ),
+        (
+            "upstream: {server: \"10.0.0.1:6443\"}",
+            "sluice.yaml: upstream.server: \"10.0.0.1:6443\" is not an http(s) URL",
+        ),
+        (
+            "upstream: {timeout: soon}",
+            "sluice.yaml: upstream.timeout: \"soon\" is not a duration like 30s",
+        ),
+        (
+            "audit: {path: a, rotate_bytes: 100}",
+            "sluice.yaml: audit.rotate_bytes: 100 is too small (at least 4096)",
+        ),
+        (
+            "approvals: {timeouts: {5: 1m}}",
+            "sluice.yaml: approvals.timeouts: tier 5 does not exist (0-4)",
+        ),
+        (
+            "approvals: {timeouts: {4: soon}}",
+            "sluice.yaml: approvals.timeouts: tier 4: \"soon\" is not a duration",
+        ),
+        (
+            "approvals: {required: {4: 0}}",
+            "sluice.yaml: approvals.required: tier 4: a tier needs at least 1 approver",
+        ),
+        (
+            "approvals: {notify: {url: \"ftp://x\"}}",
+            "sluice.yaml: approvals.notify.url: \"ftp://x\" is not an http(s) URL",
+        ),
+        (
+            "admin: {listen: \"0.0.0.0:9443\", tls: false}",
+            "sluice.yaml: admin: plain HTTP is allowed only on loopback, not 0.0.0.0:9443",
+        ),
+        (
+            "upstream: {sever: \"https://a\"}",
+            "sluice.yaml: upstream.sever: unknown field",
+        ),
+    ];
+
     #[test]
     fn a_value_that_cannot_mean_anything_names_the_file_and_the_key() {
-        for (extra, expected) in [
-            (
-                "upstream: {server: \"https://a\", kubeconfig: kc}",
-                "sluice.yaml: upstream: set either server (with ca / token_file) or kubeconfig, not both",
-            ),
-            (
-                "upstream: {context: dev}",
-                "sluice.yaml: upstream: context needs kubeconfig",
-            ),
-            (
-                "upstream: {kubeconfig: kc, ca: ca.crt}",
-                "sluice.yaml: upstream: ca and token_file need server",
-            ),
-            (
-                "upstream: {server: \"10.0.0.1:6443\"}",
-                "sluice.yaml: upstream.server: \"10.0.0.1:6443\" is not an http(s) URL",
-            ),
-            (
-                "upstream: {timeout: soon}",
-                "sluice.yaml: upstream.timeout: \"soon\" is not a duration like 30s",
-            ),
-            (
-                "audit: {path: a, rotate_bytes: 100}",
-                "sluice.yaml: audit.rotate_bytes: 100 is too small (at least 4096)",
-            ),
-            (
-                "approvals: {timeouts: {5: 1m}}",
-                "sluice.yaml: approvals.timeouts: tier 5 does not exist (0-4)",
-            ),
-            (
-                "approvals: {timeouts: {4: soon}}",
-                "sluice.yaml: approvals.timeouts: tier 4: \"soon\" is not a duration",
-            ),
-            (
-                "approvals: {required: {4: 0}}",
-                "sluice.yaml: approvals.required: tier 4: a tier needs at least 1 approver",
-            ),
-            (
-                "approvals: {notify: {url: \"ftp://x\"}}",
-                "sluice.yaml: approvals.notify.url: \"ftp://x\" is not an http(s) URL",
-            ),
-            (
-                "admin: {listen: \"0.0.0.0:9443\", tls: false}",
-                "sluice.yaml: admin: plain HTTP is allowed only on loopback, not 0.0.0.0:9443",
-            ),
-            (
-                "upstream: {sever: \"https://a\"}",
-                "sluice.yaml: upstream.sever: unknown field",
-            ),
-        ] {
+        for &(extra, expected) in REFUSED {
             let text = if extra.starts_with("audit") {
                 format!("{}{extra}", MINIMAL.replace("audit: {path: a.jsonl}\n", ""))
             } else {
