@@ -268,3 +268,62 @@ fn start_event(config: &Config, policy_sha: &str, credentials_sha: &str) -> Audi
     ];
     event
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::config::Upstream;
+
+    /// What `sluice init` writes, on ports the system picks, in front of an apiserver that is
+    /// never contacted.
+    fn initialised(dir: &Path) -> Config {
+        let dir_arg = dir.to_str().unwrap();
+        let init = crate::cli::Cli::try_parse_from(["sluice", "init", "--dir", dir_arg]).unwrap();
+        assert_eq!(crate::cli::run(init), 0);
+        let mut config = Config::load(&dir.join("sluice.yaml")).unwrap();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.admin.listen = "127.0.0.1:0".parse().unwrap();
+        config.upstream.target = Upstream::Explicit {
+            server: "https://127.0.0.1:9".parse().unwrap(),
+            ca: Some(dir.join("ca.crt")),
+            token_file: None,
+        };
+        config
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: sluice\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    }
+
+    #[tokio::test]
+    async fn serves_in_process_on_the_listeners_it_is_given_until_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = initialised(dir.path());
+        let sluice = Sluice::load(&config).await.unwrap();
+        let listeners = Listeners::bind(&config).await.unwrap();
+        let (_, admin) = listeners.local_addrs().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(sluice.serve(listeners, async {
+            let _ = stopped.await;
+        }));
+
+        let response = get(admin, "/healthz").await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), serving)
+            .await
+            .expect("sluice stops once shutdown resolves")
+            .unwrap();
+        let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+        assert!(log.contains("\"stage\":\"start\""), "{log}");
+    }
+}
