@@ -23,7 +23,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::Body;
-use crate::config::UpstreamConfig;
+use crate::config::{self, UpstreamConfig};
 use crate::permit::Permit;
 
 pub use auth::UpstreamAuth;
@@ -95,10 +95,6 @@ pub struct ForwardContext<'a> {
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
 
 /// The apiserver sluice forwards to, with connections of its own.
-///
-/// Each thread that serves agents has its own `Upstream` ([`Upstream::for_another_thread`]):
-/// its connections are driven by that thread's runtime, so a request and the upstream
-/// connection carrying it never wake another thread.
 pub struct Upstream {
     target: Arc<Target>,
     /// HTTP/2 where the upstream speaks it (ALPN), else HTTP/1.1 (pooled). Requests that
@@ -113,8 +109,7 @@ pub struct Upstream {
     upgrade_client: HttpsClient,
 }
 
-/// What every thread's [`Upstream`] shares: where the upstream is, how to reach it and
-/// under which credential.
+/// Where the upstream is, how to reach it and under which credential.
 struct Target {
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
@@ -217,12 +212,6 @@ impl Upstream {
             upgrade_client: target.client(false),
             target,
         }
-    }
-
-    /// The same upstream with no connection yet, for another thread's requests (each
-    /// thread's connections are its own, see [`Upstream`]).
-    pub fn for_another_thread(&self) -> Upstream {
-        Upstream::new(self.target.clone())
     }
 
     /// `host:port` of the upstream, for reachability probes.
@@ -337,32 +326,40 @@ pub const AUDIT_ID: HeaderName = HeaderName::from_static("audit-id");
 async fn load_kube_config(config: &UpstreamConfig) -> Result<kube::Config, UpstreamError> {
     use kube::config::{KubeConfigOptions, Kubeconfig};
     let fail = |what: String| UpstreamError::Config(what);
-    if let Some(server) = &config.server {
-        let url: Uri = server
-            .parse()
-            .map_err(|e| fail(format!("server {server:?}: {e}")))?;
-        let mut kube_config = kube::Config::new(url);
-        if let Some(ca) = &config.ca {
-            let certs = crate::tls::load_certs(ca).map_err(|e| fail(e.to_string()))?;
-            kube_config.root_cert = Some(certs.into_iter().map(|c| c.to_vec()).collect());
+    match &config.target {
+        config::Upstream::Explicit {
+            server,
+            ca,
+            token_file,
+        } => {
+            let mut kube_config = kube::Config::new(server.clone());
+            if let Some(ca) = ca {
+                let certs = crate::tls::load_certs(ca).map_err(|e| fail(e.to_string()))?;
+                kube_config.root_cert = Some(certs.into_iter().map(|c| c.to_vec()).collect());
+            }
+            kube_config.auth_info.token_file = token_file
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned());
+            Ok(kube_config)
         }
-        kube_config.auth_info.token_file = config
-            .token_file
-            .as_ref()
-            .map(|p| p.to_string_lossy().into_owned());
-        return Ok(kube_config);
+        config::Upstream::Kubeconfig { path, context } => {
+            let file = Kubeconfig::read_from(path)
+                .map_err(|e| fail(format!("kubeconfig {}: {e}", path.display())))?;
+            let options = KubeConfigOptions {
+                context: context.clone(),
+                ..KubeConfigOptions::default()
+            };
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| fail(format!("kubeconfig {}: {e}", path.display())))
+        }
+        config::Upstream::InCluster => in_cluster_or_current_kubeconfig().await,
     }
-    if let Some(path) = &config.kubeconfig {
-        let file = Kubeconfig::read_from(path)
-            .map_err(|e| fail(format!("kubeconfig {}: {e}", path.display())))?;
-        let options = KubeConfigOptions {
-            context: config.context.clone(),
-            ..KubeConfigOptions::default()
-        };
-        return kube::Config::from_custom_kubeconfig(file, &options)
-            .await
-            .map_err(|e| fail(format!("kubeconfig {}: {e}", path.display())));
-    }
+}
+
+async fn in_cluster_or_current_kubeconfig() -> Result<kube::Config, UpstreamError> {
+    use kube::config::KubeConfigOptions;
+    let fail = |what: String| UpstreamError::Config(what);
     match kube::Config::incluster() {
         Ok(in_cluster) => Ok(in_cluster),
         Err(in_cluster_err) => kube::Config::from_kubeconfig(&KubeConfigOptions::default())

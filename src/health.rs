@@ -12,7 +12,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -75,19 +74,6 @@ impl Check {
             }
         })
     }
-
-    /// Passes while `state` is true: for conditions whose owner knows best and keeps
-    /// the last-known state (the audit writer's last write, a policy having been loaded).
-    pub fn flag(name: &'static str, state: Arc<AtomicBool>, failing: &'static str) -> Check {
-        Check::new(name, move || {
-            let ok = state.load(Ordering::Acquire);
-            async move { if ok { Ok(()) } else { Err(failing.to_owned()) } }
-        })
-    }
-
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
 }
 
 impl std::fmt::Debug for Check {
@@ -131,21 +117,10 @@ pub async fn readyz(checks: &[Check], timeout: Duration) -> (StatusCode, String)
     (status, body)
 }
 
-/// `host:port` of an `https://` (default port 443) or `http://` (80) URL, for [`Check::tcp`].
-pub fn authority_of(url: &str) -> Option<String> {
-    let uri: http::Uri = url.parse().ok()?;
-    let host = uri.host()?;
-    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
-        Some("http") => 80,
-        _ => 443,
-    });
-    // `host()` keeps the brackets of an IPv6 literal, which is what connect() wants.
-    Some(format!("{host}:{port}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     fn json(body: &str) -> serde_json::Value {
         serde_json::from_str(body).unwrap()
@@ -158,7 +133,19 @@ mod tests {
         let policy = Arc::new(AtomicBool::new(true));
         let checks = [
             Check::tcp("upstream", addr, Duration::from_secs(2)),
-            Check::flag("policy", policy.clone(), "no policy loaded"),
+            Check::new("policy", {
+                let policy = policy.clone();
+                move || {
+                    let ok = policy.load(Ordering::Acquire);
+                    async move {
+                        if ok {
+                            Ok(())
+                        } else {
+                            Err("no policy loaded".to_owned())
+                        }
+                    }
+                }
+            }),
         ];
         let (status, body) = readyz(&checks, Duration::from_secs(2)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -201,22 +188,5 @@ mod tests {
     #[test]
     fn liveness_is_plain_ok() {
         assert_eq!(healthz(), (StatusCode::OK, "ok".to_owned()));
-    }
-
-    #[test]
-    fn authorities_get_default_ports() {
-        assert_eq!(
-            authority_of("https://10.0.0.1:6443").as_deref(),
-            Some("10.0.0.1:6443")
-        );
-        assert_eq!(
-            authority_of("https://kubernetes.default.svc").as_deref(),
-            Some("kubernetes.default.svc:443")
-        );
-        assert_eq!(
-            authority_of("https://[::1]:6443").as_deref(),
-            Some("[::1]:6443")
-        );
-        assert_eq!(authority_of("not a url"), None);
     }
 }

@@ -1,8 +1,7 @@
 //! Accepting connections: TLS (rustls) with ALPN h2 / http/1.1, the verified client
 //! certificate's SPIFFE id, HTTP served by hyper with upgrades, and a graceful stop: on
 //! shutdown, stop accepting, let in-flight requests finish within the grace period, then
-//! close what is left. Agents' connections are spread over a thread per core
-//! ([`AgentThreads`], `threads.rs`); the admin listener is served by [`serve`].
+//! close what is left. Both listeners, agents' and admin, are served by [`serve`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,16 +23,10 @@ use crate::Body;
 use crate::config::LimitsConfig;
 use crate::executor::BoxingExecutor;
 
-mod threads;
-
-pub use threads::AgentThreads;
-use threads::Open;
-
 /// What sluice knows about the other end of a connection.
 #[derive(Debug, Clone)]
 pub struct Peer {
-    pub addr: SocketAddr,
-    /// `addr`'s IP as text, formatted once a connection for every request's audit events.
+    /// The peer's IP as text, formatted once a connection for every request's audit events.
     pub ip: Box<str>,
     /// The SPIFFE id of a client certificate that verified against `tls.client_ca`.
     pub spiffe_id: Option<String>,
@@ -42,7 +35,6 @@ pub struct Peer {
 impl Peer {
     pub fn new(addr: SocketAddr, spiffe_id: Option<String>) -> Peer {
         Peer {
-            addr,
             ip: addr.ip().to_string().into_boxed_str(),
             spiffe_id,
         }
@@ -73,7 +65,7 @@ pub async fn serve<M, S>(
     let connections = Connections::new(tls, &limits);
     accept(listener, shutdown, |stream, addr| {
         // The handshake runs in the connection's own task so a slow client blocks nobody.
-        tokio::spawn(connections.run(stream, addr, make_service.clone(), None));
+        tokio::spawn(connections.run(stream, addr, make_service.clone()));
     })
     .await;
     connections.drain(limits.shutdown_grace).await;
@@ -104,7 +96,7 @@ async fn accept(
     }
 }
 
-/// What every connection a runtime serves shares: TLS, the HTTP settings, and the graceful
+/// What every connection of a listener shares: TLS, the HTTP settings, and the graceful
 /// stop that drains them.
 struct Connections {
     acceptor: Option<TlsAcceptor>,
@@ -121,14 +113,12 @@ impl Connections {
         }
     }
 
-    /// The connection's whole life: handshake, then HTTP until it closes or is drained;
-    /// `open` is dropped when it ends.
+    /// The connection's whole life: handshake, then HTTP until it closes or is drained.
     fn run<M, S>(
         &self,
         stream: TcpStream,
         addr: SocketAddr,
         make_service: M,
-        open: Option<Open>,
     ) -> impl Future<Output = ()> + Send + 'static
     where
         M: Fn(Arc<Peer>) -> S + Send + 'static,
@@ -141,7 +131,6 @@ impl Connections {
             acceptor: self.acceptor.clone(),
             builder: self.builder.clone(),
             watcher: self.graceful.watcher(),
-            _open: open,
         };
         conn.run(stream, addr, make_service)
     }
@@ -164,8 +153,6 @@ struct Connection {
     acceptor: Option<TlsAcceptor>,
     builder: Arc<auto::Builder<BoxingExecutor>>,
     watcher: Watcher,
-    /// Where the connection is counted as open, if anywhere, until it ends.
-    _open: Option<Open>,
 }
 
 impl Connection {

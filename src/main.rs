@@ -1,9 +1,8 @@
 use clap::Parser;
 
-/// jemalloc instead of glibc's allocator: under load glibc's malloc and free were ~15% of
-/// sluice's CPU (rustls allocates a buffer per TLS record, tokio a cache-aligned cell per
-/// task, and glibc consolidates its fast bins on every larger request); jemalloc spends ~3%.
-/// mimalloc was faster still but held 80 MB for 2,000 idle watches; jemalloc holds ~35 MB.
+/// jemalloc instead of glibc's allocator, because it pays end to end: under load glibc's
+/// malloc and free were ~15% of sluice's CPU (rustls allocates a buffer per TLS record),
+/// jemalloc's ~3%. (mimalloc was faster still but held twice the memory for idle watches.)
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -23,10 +22,9 @@ fn main() {
 /// the system.
 ///
 /// jemalloc keeps freed pages for reuse and returns them after a decay (10 s), but without
-/// a background thread only while it allocates. A proxy that goes quiet after a burst (a
-/// fleet reconnecting, thousands of watches opening at once) therefore kept the RSS of its
-/// busiest moment: 2,000 watches opened 200 a connection left it at 39 MB, and at 28.6 MB
-/// with the thread. One thread serves every arena (jemalloc would start one a CPU). The
+/// a background thread only while it allocates: a proxy that goes quiet after a burst (a
+/// fleet reconnecting, thousands of watches opening at once) would keep the RSS of its
+/// busiest moment. One thread serves every arena (jemalloc would start one a CPU). The
 /// operator's `_RJEM_MALLOC_CONF` wins: `background_thread` there is left as it says, and
 /// `max_background_threads` there sets the count.
 fn purge_in_background() {

@@ -60,79 +60,76 @@ struct ReloadLabels {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::default();
-        let requests = Family::<RequestLabels, Counter>::default();
-        // 1 ms .. ~33 s. Long-lived requests (watch, exec) land in +Inf; that is expected.
-        let request_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        let approvals_pending = Gauge::default();
-        let approval_wait = Histogram::new([
-            1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
-        ]);
-        let audit_events = Counter::default();
-        let audit_write_errors = Counter::default();
-        let upstream_errors = Counter::default();
-        let policy_reloads = Family::<ReloadLabels, Counter>::default();
-        let credentials_reloads = Family::<ReloadLabels, Counter>::default();
+        let mut metrics = Metrics {
+            registry: Registry::default(),
+            requests: Family::default(),
+            // 1 ms .. ~33 s. Long-lived requests (watch, exec) land in +Inf; that is expected.
+            request_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            approvals_pending: Gauge::default(),
+            approval_wait: Histogram::new([
+                1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+            ]),
+            audit_events: Counter::default(),
+            audit_write_errors: Counter::default(),
+            upstream_errors: Counter::default(),
+            policy_reloads: Family::default(),
+            credentials_reloads: Family::default(),
+            audit_source: Mutex::new(None),
+            no_agent: Arc::from("none"),
+        };
+        metrics.register();
+        metrics
+    }
+
+    /// Names and describes every metric in the registry that `encode` writes out.
+    fn register(&mut self) {
+        let registry = &mut self.registry;
         // Counters get their `_total` suffix from the encoder.
         registry.register(
             "sluice_requests",
             "Agent requests by tier, decision and agent",
-            requests.clone(),
+            self.requests.clone(),
         );
         registry.register(
             "sluice_request_duration_seconds",
             "Time from request received to response complete",
-            request_duration.clone(),
+            self.request_duration.clone(),
         );
         registry.register(
             "sluice_approvals_pending",
             "Requests held waiting for an approver",
-            approvals_pending.clone(),
+            self.approvals_pending.clone(),
         );
         registry.register(
             "sluice_approval_wait_seconds",
             "Time a held request waited for its approval decision",
-            approval_wait.clone(),
+            self.approval_wait.clone(),
         );
         registry.register(
             "sluice_audit_events",
             "Events appended to the audit log",
-            audit_events.clone(),
+            self.audit_events.clone(),
         );
         registry.register(
             "sluice_audit_write_errors",
             "Audit log writes that failed (each refused a request)",
-            audit_write_errors.clone(),
+            self.audit_write_errors.clone(),
         );
         registry.register(
             "sluice_upstream_errors",
             "Requests that failed to reach kube-apiserver or get its answer",
-            upstream_errors.clone(),
+            self.upstream_errors.clone(),
         );
         registry.register(
             "sluice_policy_reloads",
             "Policy reloads by result (ok, error: the last good policy stays)",
-            policy_reloads.clone(),
+            self.policy_reloads.clone(),
         );
         registry.register(
             "sluice_credentials_reloads",
             "Credentials reloads by result (ok, error: the last good credentials stay)",
-            credentials_reloads.clone(),
+            self.credentials_reloads.clone(),
         );
-        Metrics {
-            registry,
-            requests,
-            request_duration,
-            approvals_pending,
-            approval_wait,
-            audit_events,
-            audit_write_errors,
-            upstream_errors,
-            policy_reloads,
-            credentials_reloads,
-            audit_source: Mutex::new(None),
-            no_agent: Arc::from("none"),
-        }
     }
 
     /// One finished agent request. `tier` is `None` when it was refused before classification
@@ -182,25 +179,6 @@ impl Metrics {
     /// How long a held request waited, whatever the outcome.
     pub fn approval_wait(&self, seconds: f64) {
         self.approval_wait.observe(seconds);
-    }
-
-    /// Counts one appended audit event (for a writer that reports as it goes).
-    pub fn audit_event(&self) {
-        self.audit_events.inc();
-    }
-
-    /// Counts one failed audit write.
-    pub fn audit_write_error(&self) {
-        self.audit_write_errors.inc();
-    }
-
-    /// Brings the audit counters up to totals kept elsewhere (monotonic; a lower value is
-    /// ignored). Use this or the per-event methods, not both.
-    pub fn set_audit_counters(&self, events: u64, write_errors: u64) {
-        // A lock so two concurrent callers cannot both add the same difference.
-        let _guard = self.audit_source.lock();
-        raise_to(&self.audit_events, events);
-        raise_to(&self.audit_write_errors, write_errors);
     }
 
     /// Reads the audit writer's totals at every scrape, so the writer need not know about
@@ -347,8 +325,16 @@ mod tests {
     #[test]
     fn audit_counters_follow_their_source() {
         let m = Metrics::new();
-        m.set_audit_counters(5, 1);
-        m.set_audit_counters(3, 0); // lower totals never move a counter back
+        m.set_audit_source(|| AuditCounts {
+            events: 5,
+            write_errors: 1,
+        });
+        assert_eq!(value(&m.encode(), "sluice_audit_events_total"), Some(5.0));
+        m.set_audit_source(|| AuditCounts {
+            events: 3,
+            write_errors: 0,
+        });
+        // Lower totals never move a counter back.
         assert_eq!(value(&m.encode(), "sluice_audit_events_total"), Some(5.0));
         m.set_audit_source(|| AuditCounts {
             events: 9,

@@ -28,6 +28,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::audit::{AuditEvent, AuditLog};
+use crate::classify::Tier;
 use crate::config::ApprovalsConfig;
 
 pub use view::{ApprovalView, PREVIEW_BYTES, body_preview};
@@ -136,12 +137,14 @@ impl Approvals {
         mut view: ApprovalView,
         abandoned_event: AuditEvent,
     ) -> Result<(Hold, ApprovalView), usize> {
-        let timeout = self.config.timeout_for(view.tier);
+        // `view.tier` is a `Tier`'s number (pipeline/escalate.rs): the fallback is never taken.
+        let tier = Tier::from_u8(view.tier).unwrap_or(Tier::T4);
+        let timeout = self.config.timeout_for(tier);
         let now = SystemTime::now();
         view.id = new_approval_id();
         view.created_at = rfc3339(now);
         view.expires_at = rfc3339(now + timeout);
-        view.required = self.config.required_for(view.tier);
+        view.required = self.config.required_for(tier);
         view.state = "pending";
         let (tx, rx) = oneshot::channel();
         {

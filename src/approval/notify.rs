@@ -32,10 +32,7 @@ pub fn spawn(
             .map_err(|e| format!("approvals.notify.secret_file {}: {e}", path.display()))?,
         (None, None) => Vec::new(),
     };
-    let url: http::Uri = config
-        .url
-        .parse()
-        .map_err(|e| format!("approvals.notify.url {:?}: {e}", config.url))?;
+    let url = config.url.clone();
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
         .map_err(|e| format!("approvals.notify: no TLS roots: {e}"))?

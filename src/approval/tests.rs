@@ -68,7 +68,7 @@ async fn an_undecided_request_expires_after_its_tiers_timeout() {
     // Real time, kept short: the audit writer is a blocking task, and paused tokio time
     // neither auto-advances nor reliably fires around one.
     let config = ApprovalsConfig {
-        timeouts: BTreeMap::from([(4, Duration::from_millis(300))]),
+        timeouts: BTreeMap::from([(Tier::T4, Duration::from_millis(300))]),
         ..ApprovalsConfig::default()
     };
     let (approvals, _log, _dir) = queue(config).await;
@@ -93,7 +93,7 @@ async fn an_undecided_request_expires_after_its_tiers_timeout() {
 #[tokio::test]
 async fn a_quorum_needs_distinct_approvers_other_than_the_agent() {
     let config = ApprovalsConfig {
-        required: BTreeMap::from([(4, 2)]),
+        required: BTreeMap::from([(Tier::T4, std::num::NonZeroU8::new(2).unwrap())]),
         ..ApprovalsConfig::default()
     };
     let (approvals, _log, _dir) = queue(config).await;

@@ -92,45 +92,8 @@ fn add_agent(o: &AddOptions) -> Result<(), String> {
             o.name
         ));
     }
-    let ca_path = o.ca.clone().unwrap_or_else(|| {
-        config
-            .tls
-            .cert
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("ca.crt")
-    });
-    let ca_pem = std::fs::read_to_string(&ca_path).map_err(|e| {
-        format!(
-            "{}: cannot read the CA for the kubeconfig ({e}); `sluice init` writes ca.crt beside tls.cert, or pass --ca FILE (the CA that signed tls.cert)",
-            ca_path.display()
-        )
-    })?;
-    if let Some(problem) = issuer_mismatch(&ca_pem, &config.tls.cert) {
-        eprintln!(
-            "sluice: warning: {}: {problem}; agents will not trust sluice with this kubeconfig (--ca FILE names the right CA)",
-            ca_path.display()
-        );
-    }
-    let (secret, spec) = if o.cert {
-        let spiffe_id = init::spiffe_id(&o.name);
-        let spec = AgentSpec {
-            name: o.name.clone(),
-            token_sha256: None,
-            spiffe_id: Some(spiffe_id),
-            labels,
-        };
-        (None, spec)
-    } else {
-        let token = mint_token()?;
-        let spec = AgentSpec {
-            name: o.name.clone(),
-            token_sha256: Some(token_sha256(&token)),
-            spiffe_id: None,
-            labels,
-        };
-        (Some(Secret::Token(token)), spec)
-    };
+    let (ca_path, ca_pem) = kubeconfig_ca(o, &config)?;
+    let (secret, spec) = new_agent(o, labels)?;
     file.agents.push(spec);
     // Validate with the same code sluice serve uses, before anything is written.
     let text = render_credentials(&file, &config.credentials)?;
@@ -148,6 +111,12 @@ fn add_agent(o: &AddOptions) -> Result<(), String> {
         }
         return Err(e);
     }
+    report_added(o, &config, &ca_path, &kubeconfig);
+    Ok(())
+}
+
+/// Says what was written where, and what the operator may still have to do.
+fn report_added(o: &AddOptions, config: &Config, ca_path: &Path, kubeconfig: &str) {
     match &o.out {
         Some(out) => eprintln!(
             "sluice: added agent {:?} to {}; its kubeconfig is {} (mode 0600)",
@@ -174,7 +143,57 @@ fn add_agent(o: &AddOptions) -> Result<(), String> {
     eprintln!(
         "sluice: a running sluice picks this up without a restart; comments in the credentials file are not kept"
     );
-    Ok(())
+}
+
+/// The CA agents trust sluice's certificate by (`--ca`, else `ca.crt` beside `tls.cert`),
+/// read, with a warning if it did not sign `tls.cert`.
+fn kubeconfig_ca(o: &AddOptions, config: &Config) -> Result<(PathBuf, String), String> {
+    let ca_path = o.ca.clone().unwrap_or_else(|| {
+        config
+            .tls
+            .cert
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("ca.crt")
+    });
+    let ca_pem = std::fs::read_to_string(&ca_path).map_err(|e| {
+        format!(
+            "{}: cannot read the CA for the kubeconfig ({e}); `sluice init` writes ca.crt beside tls.cert, or pass --ca FILE (the CA that signed tls.cert)",
+            ca_path.display()
+        )
+    })?;
+    if let Some(problem) = issuer_mismatch(&ca_pem, &config.tls.cert) {
+        eprintln!(
+            "sluice: warning: {}: {problem}; agents will not trust sluice with this kubeconfig (--ca FILE names the right CA)",
+            ca_path.display()
+        );
+    }
+    Ok((ca_path, ca_pem))
+}
+
+/// The new agent's entry, and its token (none yet for a certificate agent: the certificate
+/// is issued once the entry is known to be valid).
+fn new_agent(
+    o: &AddOptions,
+    labels: BTreeMap<String, String>,
+) -> Result<(Option<Secret>, AgentSpec), String> {
+    if o.cert {
+        let spec = AgentSpec {
+            name: o.name.clone(),
+            token_sha256: None,
+            spiffe_id: Some(init::spiffe_id(&o.name)),
+            labels,
+        };
+        return Ok((None, spec));
+    }
+    let token = mint_token()?;
+    let spec = AgentSpec {
+        name: o.name.clone(),
+        token_sha256: Some(token_sha256(&token)),
+        spiffe_id: None,
+        labels,
+    };
+    Ok((Some(Secret::Token(token)), spec))
 }
 
 fn list_agents(config: &Path) -> Result<(), String> {

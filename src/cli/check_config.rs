@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::authn::Credentials;
-use crate::config::{Config, SyncMode};
+use crate::config::{Config, SyncMode, Upstream};
 use crate::policy::Policy;
 
 /// The generic facts of a policy file, read leniently for the summary only (the policy
@@ -98,7 +98,7 @@ fn describe_listeners(config: &Config, lines: &mut Vec<String>, errors: &mut Vec
         config.listen,
         config.tls.cert.display()
     ));
-    let scheme = if config.admin_tls() { "https" } else { "http" };
+    let scheme = if config.admin.tls { "https" } else { "http" };
     lines.push(format!(
         "admin listener   {scheme}://{} (approvals API, /healthz, /readyz, /metrics)",
         config.admin.listen
@@ -116,27 +116,33 @@ fn describe_upstream(config: &Config, lines: &mut Vec<String>, errors: &mut Vec<
             ));
         }
     };
-    let target = if let Some(server) = &up.server {
-        if let Some(ca) = &up.ca {
-            must_exist("ca", ca);
+    let target = match &up.target {
+        Upstream::Explicit {
+            server,
+            ca,
+            token_file,
+        } => {
+            if let Some(ca) = ca {
+                must_exist("ca", ca);
+            }
+            if let Some(token) = token_file {
+                must_exist("token_file", token);
+            }
+            format!(
+                "server {server} (ca: {}, token_file: {})",
+                opt_path(ca.as_deref()),
+                opt_path(token_file.as_deref())
+            )
         }
-        if let Some(token) = &up.token_file {
-            must_exist("token_file", token);
+        Upstream::Kubeconfig { path, context } => {
+            must_exist("kubeconfig", path);
+            format!(
+                "kubeconfig {} (context: {})",
+                path.display(),
+                context.as_deref().unwrap_or("its current context")
+            )
         }
-        format!(
-            "server {server} (ca: {}, token_file: {})",
-            opt_path(up.ca.as_deref()),
-            opt_path(up.token_file.as_deref())
-        )
-    } else if let Some(kubeconfig) = &up.kubeconfig {
-        must_exist("kubeconfig", kubeconfig);
-        format!(
-            "kubeconfig {} (context: {})",
-            kubeconfig.display(),
-            up.context.as_deref().unwrap_or("its current context")
-        )
-    } else {
-        "in-cluster ServiceAccount if running in a pod, else the current kubeconfig (not contacted now)".into()
+        Upstream::InCluster => "in-cluster ServiceAccount if running in a pod, else the current kubeconfig (not contacted now)".into(),
     };
     lines.push(format!("upstream         {target}"));
     lines.push(format!(

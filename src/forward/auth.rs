@@ -25,10 +25,7 @@ pub enum UpstreamAuth {
     /// Client certificate only (it is in the TLS config), or no credential at all.
     None,
     /// A token file, re-read when it changes; the last good token stays if it vanishes.
-    File {
-        current: Arc<ArcSwap<HeaderValue>>,
-        path: PathBuf,
-    },
+    File { current: Arc<ArcSwap<HeaderValue>> },
     /// The kube crate's auth layer, run on an empty request to obtain the header.
     Kube(KubeAuthService),
 }
@@ -94,7 +91,7 @@ impl UpstreamAuth {
                 }
             },
         );
-        Ok(UpstreamAuth::File { current, path })
+        Ok(UpstreamAuth::File { current })
     }
 
     /// The `Authorization` header for the next upstream request, if any.

@@ -31,7 +31,7 @@ pub async fn hold(
     // The body must arrive within the time the request could be held at all; a client
     // that stops sending mid-body would otherwise hold this task and its connection forever.
     // A refusal here is recorded as deny with its reason: the request was never held.
-    let within = approvals.config().timeout_for(class.tier.as_u8());
+    let within = approvals.config().timeout_for(class.tier);
     let body = match tokio::time::timeout(within, read_body(body, max)).await {
         Ok(read) => read,
         Err(_) => Err(Refusal::BodyTimeout(format!(

@@ -251,11 +251,11 @@ fn configmap_holds_a_config_and_policy_sluice_accepts() {
     let config = sluice::config::Config::load(&dir.path().join("sluice.yaml")).unwrap();
     assert_eq!(config.listen.to_string(), "0.0.0.0:8443");
     assert_eq!(config.admin.listen.to_string(), "0.0.0.0:9443");
-    assert!(config.admin_tls(), "probes use HTTPS");
+    assert!(config.admin.tls, "probes use HTTPS");
     assert!(config.audit.path.starts_with("/var/lib/sluice"));
     assert!(config.credentials.starts_with("/etc/sluice/secret"));
     assert!(config.tls.cert.starts_with("/etc/sluice/secret"));
-    assert!(config.upstream.server.is_none() && config.upstream.kubeconfig.is_none());
+    assert_eq!(config.upstream.target, sluice::config::Upstream::InCluster);
     sluice::policy::Policy::load(&config.policy).unwrap();
 }
 

@@ -1,7 +1,7 @@
 //! The `sluice` command line: one file per subcommand.
 
 mod agent;
-pub mod approvals;
+mod approvals;
 mod check_config;
 mod classify;
 mod init;

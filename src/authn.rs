@@ -2,10 +2,11 @@
 //! SHA-256, compared in constant time) or a client certificate whose SPIFFE id is listed in
 //! `credentials.yaml`. Approvers authenticate the same way on the admin listener only.
 
+mod build;
 mod file;
 mod token_index;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -86,83 +87,14 @@ impl Credentials {
     /// Parses and validates credentials from `text`, naming `origin` in errors.
     pub fn from_yaml(text: &str, origin: &Path) -> Result<Credentials, YamlError> {
         let file: CredentialsFile = yaml::parse_str(text, origin)?;
-        let fail = |key: String, message: String| YamlError::Parse {
-            path: origin.to_owned(),
-            key: format!("{key}: "),
-            message,
-        };
-        let mut creds = Credentials::default();
-        let mut hashes = HashSet::new();
-        let mut names = HashSet::new();
+        let mut building = build::Building::new(origin);
         for (i, agent) in file.agents.into_iter().enumerate() {
-            let key = format!("agents[{i}]");
-            check_name(&agent.name).map_err(|m| fail(format!("{key}.name"), m))?;
-            if !names.insert(agent.name.clone()) {
-                return Err(fail(
-                    format!("{key}.name"),
-                    format!("agent {:?} is listed twice", agent.name),
-                ));
-            }
-            if agent.token_sha256.is_none() && agent.spiffe_id.is_none() {
-                return Err(fail(key, "an agent needs token_sha256 or spiffe_id".into()));
-            }
-            let entry = Arc::new(AgentEntry {
-                name: Arc::from(agent.name.as_str()),
-                labels: Arc::new(agent.labels),
-            });
-            if let Some(hex) = &agent.token_sha256 {
-                let hash = parse_hash(hex).map_err(|m| fail(format!("{key}.token_sha256"), m))?;
-                if !hashes.insert(hash) {
-                    return Err(fail(
-                        format!("{key}.token_sha256"),
-                        "the same token hash is listed twice".into(),
-                    ));
-                }
-                creds.agent_tokens.insert(hash, entry.clone());
-            }
-            if let Some(id) = agent.spiffe_id {
-                if !id.starts_with("spiffe://") || id.len() <= "spiffe://".len() {
-                    return Err(fail(
-                        format!("{key}.spiffe_id"),
-                        format!("{id:?} is not a spiffe:// URI"),
-                    ));
-                }
-                if creds
-                    .agent_spiffe
-                    .insert(id.clone(), entry.clone())
-                    .is_some()
-                {
-                    return Err(fail(
-                        format!("{key}.spiffe_id"),
-                        format!("{id:?} is listed twice"),
-                    ));
-                }
-            }
-            creds.agent_names.push(entry.name.clone());
+            building.add_agent(i, agent)?;
         }
-        let mut approver_names = HashSet::new();
         for (i, approver) in file.approvers.into_iter().enumerate() {
-            let key = format!("approvers[{i}]");
-            check_name(&approver.name).map_err(|m| fail(format!("{key}.name"), m))?;
-            if !approver_names.insert(approver.name.clone()) {
-                return Err(fail(
-                    format!("{key}.name"),
-                    format!("approver {:?} is listed twice", approver.name),
-                ));
-            }
-            let hash = parse_hash(&approver.token_sha256)
-                .map_err(|m| fail(format!("{key}.token_sha256"), m))?;
-            if !hashes.insert(hash) {
-                return Err(fail(
-                    format!("{key}.token_sha256"),
-                    "this token hash is already someone else's".into(),
-                ));
-            }
-            let name: Arc<str> = Arc::from(approver.name.as_str());
-            creds.approver_tokens.insert(hash, name.clone());
-            creds.approver_names.push(name);
+            building.add_approver(i, approver)?;
         }
-        Ok(creds)
+        Ok(building.done())
     }
 
     /// Authenticates an agent from its request headers and, if it presented one, the SPIFFE
@@ -238,33 +170,6 @@ fn identity(entry: &AgentEntry, auth: AuthMethod) -> AgentIdentity {
         name: entry.name.clone(),
         labels: entry.labels.clone(),
         auth,
-    }
-}
-
-fn parse_hash(text: &str) -> Result<[u8; 32], String> {
-    let mut hash = [0u8; 32];
-    if text.len() != 64 || hex::decode_to_slice(text, &mut hash).is_err() {
-        return Err(format!(
-            "must be 64 hex characters (the SHA-256 of the token), got {} characters",
-            text.len()
-        ));
-    }
-    Ok(hash)
-}
-
-/// Names appear in Impersonate-User, log lines and kubeconfigs: keep them plain.
-fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name:?} is not a valid name (1-63 of a-z, 0-9, '-', '_', '.')"
-        ))
     }
 }
 
