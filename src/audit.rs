@@ -30,7 +30,7 @@ pub mod verify;
 mod writer;
 
 #[cfg(test)]
-mod fuzz_tests;
+mod proptests;
 
 pub use event::{AuditEvent, Encoded, EventFields, Stage};
 pub use file::Faults;
