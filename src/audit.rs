@@ -5,8 +5,8 @@
 //! each event only once it is as durable as `audit.sync` says.
 //!
 //! ```text
-//! event.rs      AuditEvent: the fields a caller fills in
-//! line.rs       one event → one JSON line, hashed and chained (the bytes hashed are the bytes written)
+//! event.rs      AuditEvent: the fields a caller fills in, written to JSON by serde
+//! line.rs       framing an event's JSON with seq, timestamp, prev_hash and hash (the bytes hashed are the bytes written)
 //! writer.rs     the shared batch and the writer thread: chain, write, sync, acknowledge; roll back on failure
 //! file.rs       the file operations, with injectable faults for tests
 //! recover.rs    resuming an existing log; cutting a torn tail
@@ -25,14 +25,13 @@ mod line;
 mod recover;
 mod report;
 mod rotate;
-mod timestamp;
 pub mod verify;
 mod writer;
 
 #[cfg(test)]
 mod proptests;
 
-pub use event::{AuditEvent, Encoded, EventFields, Stage};
+pub use event::{AuditEvent, Stage};
 pub use file::Faults;
 
 use std::path::PathBuf;
@@ -134,9 +133,9 @@ impl AuditLog {
                     "audit log: torn tail cut off"
                 );
                 let mut event = AuditEvent::new(Stage::Recovery);
-                event.reason = Some(cut.reason.to_string());
+                event.reason = Some(cut.reason.into());
                 event.details = vec![("bytes_dropped", cut.bytes_dropped.to_string())];
-                writer.write_now(event.into())?;
+                writer.write_now(event.to_json())?;
             }
             Ok::<_, AuditError>(writer)
         })
@@ -167,9 +166,9 @@ impl AuditLog {
         log
     }
 
-    /// Appends `event` and waits until it is durable; returns its seq. An [`AuditEvent`] is
-    /// written to JSON here, on the caller's thread.
-    pub async fn append(&self, event: impl Into<Encoded>) -> Result<u64, AuditError> {
+    /// Appends `event` and waits until it is durable; returns its seq. The event is written
+    /// to JSON here, on the caller's thread.
+    pub async fn append(&self, event: AuditEvent<'_>) -> Result<u64, AuditError> {
         let (tx, done) = oneshot::channel();
         let waiter = Waiter {
             tx,
@@ -177,7 +176,7 @@ impl AuditLog {
         };
         self.queue
             .0
-            .push(event.into(), Some(waiter))
+            .push(event.to_json(), Some(waiter))
             .map_err(|_| AuditError::Closed)?;
         done.await.map_err(|_| AuditError::Closed)?
     }
@@ -193,8 +192,8 @@ impl AuditLog {
 
     /// Appends `event` without waiting (for `complete` events: ordering still holds).
     /// A failure is counted in [`AuditLog::write_errors`] and logged by the writer.
-    pub fn append_detached(&self, event: impl Into<Encoded>) {
-        if self.queue.0.push(event.into(), None).is_err() {
+    pub fn append_detached(&self, event: AuditEvent<'_>) {
+        if self.queue.0.push(event.to_json(), None).is_err() {
             self.stats.events_failed.fetch_add(1, Ordering::Relaxed);
             tracing::error!("audit writer has stopped; detached event lost");
         }
@@ -218,13 +217,8 @@ impl AuditLog {
 
 /// `event` as the first line of a new log, without its newline (test helper).
 #[cfg(test)]
-pub(crate) fn encode_line_for_tests(event: &Encoded, out: &mut Vec<u8>) {
-    line::encode(
-        event,
-        &line::ChainHead::GENESIS,
-        &timestamp::Utc::now(),
-        out,
-    );
+pub(crate) fn encode_line_for_tests(event: &AuditEvent<'_>, out: &mut Vec<u8>) {
+    line::encode(event, &line::ChainHead::GENESIS, out);
     out.pop();
 }
 

@@ -254,7 +254,7 @@ fn load_with_hash<T>(
     Ok((parse(&text, path)?, reload::sha256_hex(&bytes)))
 }
 
-fn start_event(config: &Config, policy_sha: &str, credentials_sha: &str) -> AuditEvent {
+fn start_event(config: &Config, policy_sha: &str, credentials_sha: &str) -> AuditEvent<'static> {
     let config_sha = std::fs::read(&config.source)
         .map(|b| reload::sha256_hex(&b))
         .unwrap_or_default();
@@ -318,7 +318,7 @@ fn watch_policy(
                 Err(err) => {
                     metrics.policy_reload(false);
                     tracing::error!(error = %err, "policy not reloaded; keeping the last good one");
-                    event.reason = Some(err.to_string());
+                    event.reason = Some(err.to_string().into());
                     event.details = vec![("policy_sha256", sha256), ("result", "rejected".into())];
                 }
             }

@@ -15,9 +15,9 @@ fn config(dir: &Path, sync: SyncMode, rotate_bytes: u64) -> AuditConfig {
     }
 }
 
-fn decision(agent: &str) -> AuditEvent {
+fn decision(agent: &str) -> AuditEvent<'_> {
     let mut e = AuditEvent::new(Stage::Decision);
-    e.agent = Some(agent.to_string());
+    e.agent = Some(agent.into());
     e.decision = Some("allow");
     e
 }

@@ -201,18 +201,17 @@ fn lossy(b: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::event::{AuditEvent, Stage};
     use crate::audit::line::encode;
-    use crate::audit::timestamp::Utc;
+    use crate::audit::{AuditEvent, Stage};
 
     /// Lines (each with its newline) of a fresh chain of `n` events, starting after `head`.
     fn chain(n: usize, mut head: ChainHead) -> (Vec<String>, ChainHead) {
         let mut lines = Vec::new();
         for i in 0..n {
             let mut e = AuditEvent::new(Stage::Decision);
-            e.agent = Some(format!("agent-{i}"));
+            e.agent = Some(format!("agent-{i}").into());
             let mut out = Vec::new();
-            head = encode(&e, &head, &Utc::now(), &mut out);
+            head = encode(&e, &head, &mut out);
             lines.push(String::from_utf8(out).unwrap());
         }
         (lines, head)
@@ -396,10 +395,10 @@ mod tests {
         assert!(matches!(err, VerifyError::Unreadable { .. }));
 
         let mut e = AuditEvent::new(Stage::Decision);
-        e.path = Some("x".repeat(BLOCK + 10));
+        e.path = Some("x".repeat(BLOCK + 10).into());
         let mut out = Vec::new();
-        let head = encode(&e, &ChainHead::GENESIS, &Utc::now(), &mut out);
-        encode(&e, &head, &Utc::now(), &mut out);
+        let head = encode(&e, &ChainHead::GENESIS, &mut out);
+        encode(&e, &head, &mut out);
         let path = dir.path().join("long.jsonl");
         std::fs::write(&path, &out).unwrap();
         assert_eq!(verify_files(&[path]).unwrap().events, 2);

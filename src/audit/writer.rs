@@ -27,16 +27,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
-use super::event::Encoded;
 use super::file::LogFile;
-use super::line::{ChainHead, encode};
+use super::line::{ChainHead, frame};
 use super::rotate::rotate;
-use super::timestamp::Utc;
 use super::{AuditError, Stats};
 use crate::config::SyncMode;
 pub(crate) use queue::Queue;
@@ -131,7 +129,7 @@ pub(crate) struct Writer {
     dirty: bool,
     /// The batch in flight, taken from the queue (its vectors are swapped back and forth),
     /// its lines, and the chain head after its last line.
-    events: Vec<Encoded>,
+    events: Vec<Vec<u8>>,
     acks: Vec<Ack>,
     buf: Vec<u8>,
     flight_head: ChainHead,
@@ -150,7 +148,7 @@ pub(crate) struct Writer {
 #[derive(Debug, Default)]
 pub(crate) struct Durable {
     acks: Vec<(u64, Waiter)>,
-    events: Vec<Encoded>,
+    events: Vec<Vec<u8>>,
 }
 
 impl Writer {
@@ -194,7 +192,7 @@ impl Writer {
     }
 
     /// Writes one event now, before the queue exists (the `recovery` event on open).
-    pub fn write_now(&mut self, event: Encoded) -> Result<u64, AuditError> {
+    pub fn write_now(&mut self, event: Vec<u8>) -> Result<u64, AuditError> {
         let (tx, mut rx) = oneshot::channel();
         self.events.push(event);
         let route = ANSWER_HERE; // at once: `rx` is read below
@@ -243,7 +241,7 @@ impl Writer {
     fn encode_batch(&mut self) {
         let mut head = self.head;
         for event in &self.events {
-            head = encode(event, &head, &Utc::now(), &mut self.buf);
+            head = frame(event, &head, SystemTime::now(), &mut self.buf);
         }
         self.flight_head = head;
     }

@@ -6,7 +6,6 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::Ack;
-use crate::audit::event::Encoded;
 
 /// The open batch, shared by every caller and the writer thread.
 #[derive(Debug)]
@@ -19,7 +18,7 @@ pub(crate) struct Queue {
 #[derive(Debug)]
 pub(super) struct Batch {
     /// The batch's events, their fields written by their callers…
-    pub(super) events: Vec<Encoded>,
+    pub(super) events: Vec<Vec<u8>>,
     /// …and one waiter an event, in order.
     pub(super) acks: Vec<Ack>,
     /// How many of `acks` are waiters (not detached).
@@ -60,7 +59,7 @@ impl Queue {
     }
 
     /// Queues `event` in the open batch; `ack` hears its seq once it is durable.
-    pub fn push(&self, event: Encoded, ack: Ack) -> Result<(), Ack> {
+    pub fn push(&self, event: Vec<u8>, ack: Ack) -> Result<(), Ack> {
         let mut batch = self.lock();
         if batch.closed {
             return Err(ack);

@@ -3,7 +3,7 @@
 
 use super::queue::Sleep;
 use super::*;
-use crate::audit::event::Stage;
+use crate::audit::Stage;
 use crate::audit::file::Faults;
 
 /// A queue that grew past [`MAX_BATCH`] (a slow disk) is written in bounded batches,
@@ -25,7 +25,10 @@ fn an_overgrown_queue_is_taken_in_bounded_batches() {
     let queue = Queue::new();
     for _ in 0..MAX_BATCH + 10 {
         queue
-            .push(crate::audit::AuditEvent::new(Stage::Complete).into(), None)
+            .push(
+                crate::audit::AuditEvent::new(Stage::Complete).to_json(),
+                None,
+            )
             .unwrap();
     }
     queue.close();
@@ -53,8 +56,8 @@ fn flush_writer(dir: &std::path::Path, detached_wait: Duration) -> Writer {
     writer
 }
 
-fn complete() -> Encoded {
-    crate::audit::AuditEvent::new(Stage::Complete).into()
+fn complete() -> Vec<u8> {
+    crate::audit::AuditEvent::new(Stage::Complete).to_json()
 }
 
 /// Nobody waits for a detached event, so it does not get a write of its own while
