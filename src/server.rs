@@ -139,12 +139,12 @@ pub async fn run(
             let limits = config.limits.clone();
             let approvals = approvals.clone();
             let metrics = metrics.clone();
-            // Run on the share's thread, so that its audit waiters are answered there.
+            // Run on the share's thread.
             move || {
                 let proxy = Arc::new(Proxy {
                     credentials,
                     policy,
-                    audit: audit.answered_on_this_runtime(),
+                    audit,
                     upstream,
                     limits,
                     approvals,
