@@ -13,12 +13,10 @@
 //! recover.rs    resuming an existing log; cutting a torn tail
 //! rotate.rs     renaming a full file aside; finding the newest rotated file
 //! check.rs      checking one line at known places, without a JSON parse
-//! blocks.rs     checking a block's lines on every core (for verify)
 //! verify.rs     `sluice verify`: checking a whole series
 //! report.rs     what verify reports: a summary or the first bad line
 //! ```
 
-mod blocks;
 mod check;
 pub mod event;
 mod file;
