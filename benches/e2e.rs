@@ -1,4 +1,6 @@
-//! Helpers for the end-to-end benchmark (`benches/run-e2e.sh`); not part of sluice.
+//! The end-to-end benchmark's driver (`benches/run-e2e.sh` and the scripts beside it build
+//! and run it); not part of sluice. A `[[bench]]` without a harness, so that `cargo test`
+//! does not build it; `cargo bench` runs it with `--bench`, and it only says so.
 //!
 //! ```text
 //! bench_e2e pki DIR                      CA + a server certificate for 127.0.0.1/localhost
@@ -43,6 +45,10 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--bench") {
+        println!("e2e: the end-to-end driver, run by benches/run-e2e.sh");
+        return Ok(());
+    }
     let arg = |i: usize| -> Result<&str, Error> {
         args.get(i)
             .map(String::as_str)
@@ -222,33 +228,51 @@ async fn watchers(
             .await?;
         tokio::spawn(conn);
         for i in 0..per_conn.min(n - c * per_conn) {
-            let mut sender = sender.clone();
-            let opened = opened.clone();
             let req = Request::get(format!(
                 "{url}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={i}"
             ))
             .header("authorization", format!("Bearer {token}"))
             .body(Full::new(Bytes::new()))?;
-            held.push(tokio::spawn(async move {
-                if sender.ready().await.is_err() {
-                    return;
-                }
-                let Ok(response) = sender.send_request(req).await else {
-                    return;
-                };
-                if !response.status().is_success() {
-                    eprintln!("watch refused: {}", response.status());
-                    return;
-                }
-                let mut body = response.into_body();
-                // The first event proves the stream reached the upstream and back.
-                if let Some(Ok(_)) = body.frame().await {
-                    opened.fetch_add(1, Ordering::Relaxed);
-                }
-                while let Some(Ok(_)) = body.frame().await {}
-            }));
+            held.push(tokio::spawn(hold_watch(
+                sender.clone(),
+                req,
+                opened.clone(),
+            )));
         }
     }
+    report_open(&opened, secs).await;
+    for task in held {
+        task.abort();
+    }
+    Ok(())
+}
+
+/// Opens one watch on `sender` and holds it, counting it in `opened` at its first event.
+async fn hold_watch(
+    mut sender: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+    opened: Arc<AtomicUsize>,
+) {
+    if sender.ready().await.is_err() {
+        return;
+    }
+    let Ok(response) = sender.send_request(req).await else {
+        return;
+    };
+    if !response.status().is_success() {
+        eprintln!("watch refused: {}", response.status());
+        return;
+    }
+    let mut body = response.into_body();
+    // The first event proves the stream reached the upstream and back.
+    if let Some(Ok(_)) = body.frame().await {
+        opened.fetch_add(1, Ordering::Relaxed);
+    }
+    while let Some(Ok(_)) = body.frame().await {}
+}
+
+/// Prints how many watches are open whenever that changes, for `secs` seconds.
+async fn report_open(opened: &AtomicUsize, secs: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     let mut last = usize::MAX;
     while tokio::time::Instant::now() < deadline {
@@ -263,10 +287,6 @@ async fn watchers(
         "watchers: {} open at the end",
         opened.load(Ordering::Relaxed)
     );
-    for task in held {
-        task.abort();
-    }
-    Ok(())
 }
 
 fn client_tls(ca: &str, alpn: &[u8]) -> Result<tokio_rustls::TlsConnector, Error> {
@@ -313,53 +333,19 @@ async fn connections(run: Fresh<'_>) -> Result<(), Error> {
         other => return Err(format!("URL scheme {other:?} is neither http nor https").into()),
     };
     let addr = format!("{host}:{}", run.url.port_u16().ok_or("no port in URL")?);
-    let authorization = format!("Bearer {}", run.token);
     let epoch = tokio::time::Instant::now();
     let deadline = epoch + Duration::from_secs(run.secs);
-    let mut clients = Vec::new();
-    for _ in 0..run.clients {
-        let (tls, addr, host) = (tls.clone(), addr.clone(), host.clone());
-        let (url, authorization, h2) = (run.url.clone(), authorization.clone(), run.h2);
-        clients.push(tokio::spawn(async move {
-            let (mut lines, mut answered) = (Vec::new(), 0usize);
-            while tokio::time::Instant::now() < deadline {
-                let start = tokio::time::Instant::now();
-                // HTTP/1.1 in origin form with a Host header, HTTP/2 with :authority.
-                let request = if h2 {
-                    Request::get(url.clone())
-                } else {
-                    Request::get(url.path_and_query().map_or("/", |p| p.as_str()))
-                        .header("host", host.as_str())
-                };
-                let request = request
-                    .header("authorization", authorization.as_str())
-                    .body(Full::new(Bytes::new()));
-                let status = match request {
-                    Ok(request) => match one_request(&addr, &host, tls.as_ref(), h2, request).await
-                    {
-                        Ok(status) => status,
-                        Err(err) => {
-                            eprintln!("connection failed: {err}");
-                            // Not a tight loop of failures against a server that is down.
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                            0
-                        }
-                    },
-                    Err(err) => {
-                        eprintln!("request: {err}");
-                        0
-                    }
-                };
-                answered += usize::from((200..300).contains(&status));
-                lines.push(format!(
-                    "{}\t{status}\t{}\n",
-                    (start - epoch).as_micros(),
-                    start.elapsed().as_micros()
-                ));
-            }
-            (lines, answered)
-        }));
-    }
+    let client = Client {
+        tls,
+        addr,
+        host,
+        url: run.url.clone(),
+        authorization: format!("Bearer {}", run.token),
+        h2: run.h2,
+    };
+    let clients: Vec<_> = (0..run.clients)
+        .map(|_| tokio::spawn(client.clone().run(epoch, deadline)))
+        .collect();
     let (mut out, mut done, mut ok) = (String::new(), 0, 0);
     for client in clients {
         let (lines, answered) = client.await?;
@@ -374,6 +360,71 @@ async fn connections(run: Fresh<'_>) -> Result<(), Error> {
         ok as f64 / secs
     );
     Ok(())
+}
+
+/// One of `connections`' clients.
+#[derive(Clone)]
+struct Client {
+    tls: Option<tokio_rustls::TlsConnector>,
+    addr: String,
+    host: String,
+    url: http::Uri,
+    authorization: String,
+    h2: bool,
+}
+
+impl Client {
+    /// Makes requests, a connection each, until `deadline`: h2load-style log lines (start
+    /// µs since `epoch`, status, µs) and how many were answered 2xx.
+    async fn run(
+        self,
+        epoch: tokio::time::Instant,
+        deadline: tokio::time::Instant,
+    ) -> (Vec<String>, usize) {
+        let (mut lines, mut answered) = (Vec::new(), 0usize);
+        while tokio::time::Instant::now() < deadline {
+            let start = tokio::time::Instant::now();
+            let status = self.status().await;
+            answered += usize::from((200..300).contains(&status));
+            lines.push(format!(
+                "{}\t{status}\t{}\n",
+                (start - epoch).as_micros(),
+                start.elapsed().as_micros()
+            ));
+        }
+        (lines, answered)
+    }
+
+    /// One request on a new connection: its status, 0 if it failed.
+    async fn status(&self) -> u16 {
+        // HTTP/1.1 in origin form with a Host header, HTTP/2 with :authority.
+        let request = if self.h2 {
+            Request::get(self.url.clone())
+        } else {
+            Request::get(self.url.path_and_query().map_or("/", |p| p.as_str()))
+                .header("host", self.host.as_str())
+        };
+        let request = request
+            .header("authorization", self.authorization.as_str())
+            .body(Full::new(Bytes::new()));
+        let request = match request {
+            Ok(request) => request,
+            Err(err) => {
+                eprintln!("request: {err}");
+                return 0;
+            }
+        };
+        let tls = self.tls.as_ref();
+        match one_request(&self.addr, &self.host, tls, self.h2, request).await {
+            Ok(status) => status,
+            Err(err) => {
+                eprintln!("connection failed: {err}");
+                // Not a tight loop of failures against a server that is down.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                0
+            }
+        }
+    }
 }
 
 /// Connects, shakes hands, sends `request`, reads the whole answer, closes: the status.
