@@ -18,7 +18,7 @@
 //! ```
 
 mod check;
-pub mod event;
+mod event;
 mod file;
 mod line;
 mod recover;
