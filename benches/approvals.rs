@@ -74,10 +74,11 @@ fn view(n: usize) -> ApprovalView {
     }
 }
 
-/// The abandoned event the pipeline hands `hold` (a copy of the decision event).
-fn abandoned_event(n: usize) -> AuditEvent {
+/// The abandoned event the pipeline hands `hold` (a copy of the decision event, owning its
+/// text as `Record::to_event` makes it).
+fn abandoned_event(n: usize) -> AuditEvent<'static> {
     let mut event = AuditEvent::new(Stage::Decision);
-    event.request_id = Some(format!("sl_{n:022}"));
+    event.request_id = Some(format!("sl_{n:022}").into());
     event.agent = Some("claude-code".into());
     event.method = Some("POST".into());
     event.path = Some("/api/v1/namespaces/default/configmaps?fieldManager=kubectl-create".into());
@@ -85,7 +86,7 @@ fn abandoned_event(n: usize) -> AuditEvent {
     event.namespace = Some("default".into());
     event.resource = Some("configmaps".into());
     event.decision = Some("abandoned");
-    event
+    event.into_owned()
 }
 
 fn queue(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) -> Arc<Approvals> {
@@ -131,7 +132,7 @@ async fn hold_and_approve(approvals: &Arc<Approvals>) -> isize {
     held
 }
 
-fn inputs() -> Vec<(ApprovalView, AuditEvent)> {
+fn inputs() -> Vec<(ApprovalView, AuditEvent<'static>)> {
     (0..HELD).map(|n| (view(n), abandoned_event(n))).collect()
 }
 

@@ -30,7 +30,7 @@ need valgrind valgrind
 
 if [[ ${NO_BUILD:-0} != 1 ]]; then
     log "building (release)"
-    (cd "$ROOT" && cargo build --release -q --bin sluice --example bench_e2e)
+    (cd "$ROOT" && cargo build --release -q --bin sluice) && build_helper
 fi
 BINS=("$@")
 [[ ${#BINS[@]} -gt 0 ]] || BINS=("$TARGET/release/sluice")

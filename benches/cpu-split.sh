@@ -11,7 +11,7 @@
 # (bytes of each answer; 1000), AGENTS (agents in credentials.yaml; 1), FRESH (1: CONNS
 # clients each making a new connection and TLS handshake for every request, for DUR seconds
 # (5), instead of N requests over kept connections). Needs
-# h2load (installed with apt-get if missing) and a release build of examples/bench_e2e.
+# h2load (installed with apt-get if missing) and a release build of benches/e2e/.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -16,10 +16,20 @@ make_workdir() { # name
     W=$(mktemp -d "$TARGET/bench-e2e/$1.XXXXXX")
 }
 
-# HELPER: examples/bench_e2e, built in release mode if missing.
+# Builds the driver (benches/e2e/, a bench target) in release mode and copies it to
+# $TARGET/release/bench_e2e, a name that does not change with each build's hash.
+build_helper() {
+    local exe
+    exe=$(cd "$ROOT" && cargo build --release -q --bench e2e --message-format=json |
+        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+    [[ -n $exe ]] || { echo "could not build benches/e2e/" >&2; return 1; }
+    cp "$exe" "$TARGET/release/bench_e2e"
+}
+
+# HELPER: the driver, built in release mode if missing.
 find_helper() {
-    HELPER=$TARGET/release/examples/bench_e2e
-    [[ -x $HELPER ]] || (cd "$ROOT" && cargo build --release -q --example bench_e2e)
+    HELPER=$TARGET/release/bench_e2e
+    [[ -x $HELPER ]] || build_helper
 }
 
 # Stops every process in PIDS (the upstream, sluice, …): the scripts' exit trap.
@@ -117,7 +127,7 @@ EOT
 }
 
 # A new connection and TLS handshake for every request: CLIENTS clients in a loop for SECS
-# seconds (examples/bench_e2e.rs `connections`, what every kubectl run makes), each request's
+# seconds (`bench_e2e connections` (benches/e2e/), what every kubectl run makes), each request's
 # line in LOG. Prints "answered-2xx attempted per-second"; the helper's own output goes to
 # LOG.out. Runs under GEN (run-e2e.sh's PIN) if set.
 fresh_connections() { # url proto clients secs log

@@ -8,7 +8,7 @@
 #
 # Environment: N requests in the burst (60000), CONNS (256), PROTO (h1 | h2; h2), STREAMS per
 # HTTP/2 connection (10), WAIT (30 s), ROUNDS (2). Needs h2load (installed with apt-get if
-# missing) and a release build of examples/bench_e2e.
+# missing) and a release build of benches/e2e/.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end benchmark: direct vs sluice vs nginx vs kubectl proxy, in front of one upstream
-# that answers a 1 KB JSON object at once (examples/bench_e2e.rs). Everything on 127.0.0.1.
+# that answers a 1 KB JSON object at once (benches/e2e/). Everything on 127.0.0.1.
 # Runs are interleaved (A B C D, A B C D, … with the order rotated each round) and the report
 # gives medians over rounds and medians of per-round pair ratios. See BENCHMARKS.md.
 #
@@ -18,7 +18,7 @@
 #
 # Environment: ROUNDS (3), DUR seconds a run (3), WARMUP (1), CONNS ("8 64 256"),
 # PROTOS ("h2 h1"), STREAMS per h2 connection (10), FRESH (1: CONNS clients each making a
-# new connection for every request, examples/bench_e2e.rs `connections`, instead of h2load), BODY (bytes of each response; 1000), AGENTS (in credentials.yaml; 1), PROXIES ("direct sluice nginx kubectl"),
+# new connection for every request, `bench_e2e connections` (benches/e2e/), instead of h2load), BODY (bytes of each response; 1000), AGENTS (in credentials.yaml; 1), PROXIES ("direct sluice nginx kubectl"),
 # WATCHES (2000; 0 skips the idle-watch RSS check), WATCH_PER_CONN (200 watches a connection;
 # 1: every watch on its own connection, as many agents each holding one), PIN (0; 1 = load generator on CPU 1,
 # servers on CPU 0), SLUICE_BIN / SLUICE_B_BIN / SLUICE_C_BIN (default: the release build), OUT (results dir),
@@ -61,10 +61,10 @@ KUBECTL=${KUBECTL:-/usr/bin/kubectl}
 
 if [[ ${NO_BUILD:-0} != 1 ]]; then
     log "building (release)"
-    (cd "$ROOT" && cargo build --release -q --bin sluice --example bench_e2e)
+    (cd "$ROOT" && cargo build --release -q --bin sluice) && build_helper
 fi
 SLUICE_BIN=${SLUICE_BIN:-$TARGET/release/sluice}
-HELPER=$TARGET/release/examples/bench_e2e
+HELPER=$TARGET/release/bench_e2e
 
 PIDS=()
 trap stop_pids EXIT

@@ -254,7 +254,7 @@ fn load_with_hash<T>(
     Ok((parse(&text, path)?, crate::reload::sha256_hex(&bytes)))
 }
 
-fn start_event(config: &Config, policy_sha: &str, credentials_sha: &str) -> AuditEvent {
+fn start_event(config: &Config, policy_sha: &str, credentials_sha: &str) -> AuditEvent<'static> {
     let config_sha = std::fs::read(&config.source)
         .map(|b| crate::reload::sha256_hex(&b))
         .unwrap_or_default();

@@ -112,7 +112,7 @@ pub struct Hold {
     verdict: oneshot::Receiver<Outcome>,
     started: Instant,
     timeout: Duration,
-    abandoned_event: Option<AuditEvent>,
+    abandoned_event: Option<AuditEvent<'static>>,
 }
 
 impl Approvals {
@@ -135,7 +135,7 @@ impl Approvals {
     pub fn hold(
         self: &Arc<Self>,
         mut view: ApprovalView,
-        abandoned_event: AuditEvent,
+        abandoned_event: AuditEvent<'static>,
     ) -> Result<(Hold, ApprovalView), usize> {
         // `view.tier` is a `Tier`'s number (pipeline/escalate.rs): the fallback is never taken.
         let tier = Tier::from_u8(view.tier).unwrap_or(Tier::T4);
@@ -327,11 +327,11 @@ impl Drop for Hold {
             // on, and without this event the log would show the escalation and nothing after.
             match self.verdict.try_recv() {
                 Ok(Outcome::Approved(approved)) => {
-                    event.approved_by = Some(approved.by);
+                    event.approved_by = Some(approved.by.into());
                     event.reason = Some("approved, but the agent went away first".into());
                 }
                 Ok(Outcome::Rejected { by, .. }) => {
-                    event.approved_by = Some(vec![by]);
+                    event.approved_by = Some(vec![by].into());
                     event.reason = Some("rejected, but the agent went away first".into());
                 }
                 Ok(Outcome::Expired { .. }) | Err(_) => return,

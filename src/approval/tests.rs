@@ -35,7 +35,7 @@ fn view(tier: u8) -> ApprovalView {
     }
 }
 
-fn abandoned_event() -> AuditEvent {
+fn abandoned_event() -> AuditEvent<'static> {
     let mut event = AuditEvent::new(Stage::Decision);
     event.request_id = Some("sl_test".into());
     event

@@ -151,15 +151,14 @@ fn read_hex(s: &[u8]) -> Option<HexHash> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::event::{AuditEvent, Stage};
     use crate::audit::line::{ChainHead, encode};
-    use crate::audit::timestamp::Utc;
+    use crate::audit::{AuditEvent, Stage};
 
     fn one_line() -> (Vec<u8>, ChainHead) {
         let mut out = Vec::new();
         let mut e = AuditEvent::new(Stage::Decision);
         e.agent = Some("claude-code".into());
-        let head = encode(&e, &ChainHead::GENESIS, &Utc::now(), &mut out);
+        let head = encode(&e, &ChainHead::GENESIS, &mut out);
         out.pop();
         (out, head)
     }

@@ -1,13 +1,19 @@
-//! One audit event: the fields of DESIGN.md "Audit log", absent values as null. The writer
-//! adds `seq`, `timestamp`, `prev_hash` and `hash`.
+//! One audit event: the fields of DESIGN.md "Audit log", in its order, absent values as
+//! null. The writer frames it with `seq`, `timestamp`, `prev_hash` and `hash` (`line.rs`).
 //!
-//! Events are written to JSON by whoever makes them, on their own thread ([`Encoded`]), from
-//! a borrowed view of the fields ([`EventFields`]): a request's record fills that view from
-//! the values the pipeline already holds, so a request's events cost no string copies, and
-//! the one writer thread only frames, hashes and writes.
+//! The text fields are `Cow`s: a request's events borrow what the pipeline already holds
+//! (no string copies on the request path), while an event that must outlive its request
+//! (the approval queue's `abandoned` event) owns its text. Either way the event is written
+//! to JSON by serde on the caller's thread, so the one writer thread only frames, hashes
+//! and writes.
+
+use std::borrow::Cow;
+
+use serde::{Serialize, Serializer};
 
 /// Which moment an event records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Stage {
     /// A request's decision, written before anything is forwarded.
     Decision,
@@ -21,55 +27,47 @@ pub enum Stage {
     Recovery,
 }
 
-impl Stage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Decision => "decision",
-            Stage::Complete => "complete",
-            Stage::Start => "start",
-            Stage::Policy => "policy",
-            Stage::Recovery => "recovery",
-        }
-    }
-}
-
-/// Everything an event may carry. `Default` is all-null; set what applies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEvent {
+/// Everything an event may carry. [`AuditEvent::new`] is all-null; set what applies.
+///
+/// The field order is the contract's: serde writes members in declaration order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEvent<'a> {
     pub stage: Stage,
-    pub request_id: Option<String>,
-    pub agent: Option<String>,
+    pub request_id: Option<Cow<'a, str>>,
+    pub agent: Option<Cow<'a, str>>,
     /// `token` or `mtls`.
     pub auth: Option<&'static str>,
-    pub source_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub method: Option<String>,
-    pub path: Option<String>,
-    pub verb: Option<String>,
-    pub api_group: Option<String>,
-    pub api_version: Option<String>,
-    pub namespace: Option<String>,
-    pub resource: Option<String>,
-    pub subresource: Option<String>,
-    pub name: Option<String>,
+    pub source_ip: Option<Cow<'a, str>>,
+    pub user_agent: Option<Cow<'a, str>>,
+    pub method: Option<Cow<'a, str>>,
+    pub path: Option<Cow<'a, str>>,
+    pub verb: Option<Cow<'a, str>>,
+    pub api_group: Option<Cow<'a, str>>,
+    pub api_version: Option<Cow<'a, str>>,
+    pub namespace: Option<Cow<'a, str>>,
+    pub resource: Option<Cow<'a, str>>,
+    pub subresource: Option<Cow<'a, str>>,
+    pub name: Option<Cow<'a, str>>,
     pub tier: Option<u8>,
     /// allow | deny | escalate | approved | rejected | expired | abandoned
     pub decision: Option<&'static str>,
-    pub reason: Option<String>,
-    pub rule: Option<String>,
+    pub reason: Option<Cow<'a, str>>,
+    pub rule: Option<Cow<'a, str>>,
     /// Every approver, in the order they approved.
-    pub approved_by: Option<Vec<String>>,
+    pub approved_by: Option<Cow<'a, [String]>>,
     pub approval_latency_ms: Option<u64>,
     pub status: Option<u16>,
     pub latency_us: Option<u64>,
     pub bytes: Option<u64>,
     /// For sluice's own events (`start`, `policy`, `recovery`): what they need to carry,
-    /// e.g. version, config path and file hashes, bytes cut from a torn tail.
+    /// e.g. version, config path and file hashes, bytes cut from a torn tail. Written as
+    /// members of their own after `bytes`.
+    #[serde(flatten, serialize_with = "members")]
     pub details: Vec<(&'static str, String)>,
 }
 
-impl AuditEvent {
-    pub fn new(stage: Stage) -> AuditEvent {
+impl<'a> AuditEvent<'a> {
+    pub fn new(stage: Stage) -> AuditEvent<'a> {
         AuditEvent {
             stage,
             request_id: None,
@@ -98,96 +96,75 @@ impl AuditEvent {
             details: Vec::new(),
         }
     }
-}
 
-/// The fields of an event (everything between `stage` and `prev_hash`), borrowed from
-/// wherever they live. [`super::line::write_fields`] writes them in the contract's order.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EventFields<'a> {
-    pub request_id: Option<&'a str>,
-    pub agent: Option<&'a str>,
-    pub auth: Option<&'a str>,
-    pub source_ip: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
-    pub method: Option<&'a str>,
-    pub path: Option<&'a str>,
-    pub verb: Option<&'a str>,
-    pub api_group: Option<&'a str>,
-    pub api_version: Option<&'a str>,
-    pub namespace: Option<&'a str>,
-    pub resource: Option<&'a str>,
-    pub subresource: Option<&'a str>,
-    pub name: Option<&'a str>,
-    pub tier: Option<u8>,
-    pub decision: Option<&'a str>,
-    pub reason: Option<&'a str>,
-    pub rule: Option<&'a str>,
-    pub approved_by: Option<&'a [String]>,
-    pub approval_latency_ms: Option<u64>,
-    pub status: Option<u16>,
-    pub latency_us: Option<u64>,
-    pub bytes: Option<u64>,
-    pub details: &'a [(&'static str, String)],
-}
-
-/// An event ready for the writer: its stage and its fields already written as JSON
-/// (`,"request_id":…` up to and including the last detail).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Encoded {
-    pub(super) stage: Stage,
-    pub(super) fields: Vec<u8>,
-}
-
-impl Encoded {
-    /// Writes `fields` as JSON now, on the caller's thread.
-    pub fn new(stage: Stage, fields: &EventFields<'_>) -> Encoded {
-        // Typical request events are 450-650 bytes of fields.
+    /// This event as one JSON object, `{"stage":…}`, members in the contract's order.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Typical request events are 450-650 bytes.
         let mut out = Vec::with_capacity(768);
-        super::line::write_fields(fields, &mut out);
-        Encoded { stage, fields: out }
+        // Cannot fail: every key is a string and a `Vec` takes every write.
+        serde_json::to_writer(&mut out, self).expect("an audit event always serialises");
+        out
     }
-}
 
-impl AuditEvent {
-    /// This event's fields, borrowed.
-    pub fn fields(&self) -> EventFields<'_> {
-        EventFields {
-            request_id: self.request_id.as_deref(),
-            agent: self.agent.as_deref(),
+    /// The same event owning its text, to be kept past what it borrows from.
+    pub fn into_owned(self) -> AuditEvent<'static> {
+        fn own(text: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
+            text.map(|text| Cow::Owned(text.into_owned()))
+        }
+        AuditEvent {
+            stage: self.stage,
+            request_id: own(self.request_id),
+            agent: own(self.agent),
             auth: self.auth,
-            source_ip: self.source_ip.as_deref(),
-            user_agent: self.user_agent.as_deref(),
-            method: self.method.as_deref(),
-            path: self.path.as_deref(),
-            verb: self.verb.as_deref(),
-            api_group: self.api_group.as_deref(),
-            api_version: self.api_version.as_deref(),
-            namespace: self.namespace.as_deref(),
-            resource: self.resource.as_deref(),
-            subresource: self.subresource.as_deref(),
-            name: self.name.as_deref(),
+            source_ip: own(self.source_ip),
+            user_agent: own(self.user_agent),
+            method: own(self.method),
+            path: own(self.path),
+            verb: own(self.verb),
+            api_group: own(self.api_group),
+            api_version: own(self.api_version),
+            namespace: own(self.namespace),
+            resource: own(self.resource),
+            subresource: own(self.subresource),
+            name: own(self.name),
             tier: self.tier,
             decision: self.decision,
-            reason: self.reason.as_deref(),
-            rule: self.rule.as_deref(),
-            approved_by: self.approved_by.as_deref(),
+            reason: own(self.reason),
+            rule: own(self.rule),
+            approved_by: self.approved_by.map(|names| Cow::Owned(names.into_owned())),
             approval_latency_ms: self.approval_latency_ms,
             status: self.status,
             latency_us: self.latency_us,
             bytes: self.bytes,
-            details: &self.details,
+            details: self.details,
         }
     }
 }
 
-impl From<&AuditEvent> for Encoded {
-    fn from(event: &AuditEvent) -> Encoded {
-        Encoded::new(event.stage, &event.fields())
-    }
+/// `details` as members of the event itself, in their order.
+fn members<S: Serializer>(
+    details: &[(&'static str, String)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(details.iter().map(|(key, value)| (key, value)))
 }
 
-impl From<AuditEvent> for Encoded {
-    fn from(event: AuditEvent) -> Encoded {
-        Encoded::from(&event)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_owned_copy_writes_the_same_json() {
+        let path = String::from("/api/v1/pods");
+        let mut event = AuditEvent::new(Stage::Decision);
+        event.path = Some(Cow::Borrowed(&path));
+        event.approved_by = Some(Cow::Owned(vec!["alice".into()]));
+        event.details = vec![("result", "loaded".into())];
+        let json = event.to_json();
+        let owned = event.into_owned();
+        drop(path);
+        assert_eq!(owned.to_json(), json);
+        assert!(json.starts_with(b"{\"stage\":\"decision\",\"request_id\":null,"));
+        assert!(json.ends_with(b",\"bytes\":null,\"result\":\"loaded\"}"));
     }
 }

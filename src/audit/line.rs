@@ -1,15 +1,15 @@
-//! One audit line: the event's JSON written straight into the writer's buffer, in the
-//! field order of DESIGN.md, then hashed and closed with `,"hash":"<hex>"}` and a newline.
+//! One audit line: an event's JSON object framed with `seq` and `timestamp` in front and
+//! `prev_hash` and `hash` behind, then a newline. This is the only place a line is put
+//! together; the event's own members are whatever `AuditEvent::to_json` wrote.
 //!
 //! The bytes hashed are exactly the bytes written: the hash covers the line up to (not
 //! including) `,"hash":"`, followed by `}`. `verify` checks those same bytes and never
 //! re-serialises anything.
 
-use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::event::{AuditEvent, Encoded, EventFields, Stage};
-use super::timestamp::Utc;
-use crate::bytescan::any_byte;
+use sha2::{Digest, Sha256};
 
 /// Lowercase hex SHA-256, as it appears in `prev_hash` and `hash`.
 pub type HexHash = [u8; 64];
@@ -36,44 +36,20 @@ impl ChainHead {
     };
 }
 
-/// What a line is made from: a stage and the fields after it.
-pub trait LineEvent {
-    fn stage(&self) -> Stage;
-    /// Appends `,"request_id":…` and the rest of the fields to `out`.
-    fn write_fields(&self, out: &mut Vec<u8>);
-}
-
-impl LineEvent for Encoded {
-    fn stage(&self) -> Stage {
-        self.stage
-    }
-    fn write_fields(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.fields);
-    }
-}
-
-impl LineEvent for AuditEvent {
-    fn stage(&self) -> Stage {
-        self.stage
-    }
-    fn write_fields(&self, out: &mut Vec<u8>) {
-        write_fields(&self.fields(), out);
-    }
-}
-
-/// Appends `event` as one complete line (with trailing newline) to `out`, chained after
-/// `head`, and returns the new head.
-pub fn encode(event: &impl LineEvent, head: &ChainHead, now: &Utc, out: &mut Vec<u8>) -> ChainHead {
+/// Appends one complete line (with trailing newline) to `out`: `event`, a JSON object as
+/// `AuditEvent::to_json` writes it, chained after `head` and stamped `now`. Returns the
+/// new head.
+pub fn frame(event: &[u8], head: &ChainHead, now: SystemTime, out: &mut Vec<u8>) -> ChainHead {
+    // The event's members, without its braces; never empty, as `stage` is always there.
+    let members = event
+        .strip_prefix(b"{")
+        .and_then(|rest| rest.strip_suffix(b"}"))
+        .unwrap_or(event);
     let start = out.len();
     let seq = head.seq + 1;
-    out.extend_from_slice(b"{\"seq\":");
-    push_u64(out, seq);
-    out.extend_from_slice(b",\"timestamp\":\"");
-    now.write_rfc3339(out);
-    out.extend_from_slice(b"\",\"stage\":\"");
-    out.extend_from_slice(event.stage().as_str().as_bytes());
-    out.push(b'"');
-    event.write_fields(out);
+    // Cannot fail: a `Vec` takes every write, and `now` is clamped into humantime's range.
+    let _ = write!(out, "{{\"seq\":{seq},\"timestamp\":\"{}\",", rfc3339(now));
+    out.extend_from_slice(members);
     out.extend_from_slice(b",\"prev_hash\":\"");
     out.extend_from_slice(&head.hash);
     out.push(b'"');
@@ -82,6 +58,13 @@ pub fn encode(event: &impl LineEvent, head: &ChainHead, now: &Utc, out: &mut Vec
     out.extend_from_slice(&hash);
     out.extend_from_slice(b"\"}\n");
     ChainHead { seq, hash }
+}
+
+/// `t` as RFC 3339 in UTC with microseconds (`2026-11-22T07:16:37.123456Z`). A clock
+/// before 1970 is written as the epoch, one past the year 9999 as its last second.
+pub fn rfc3339(t: SystemTime) -> humantime::Rfc3339Timestamp {
+    let last = UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+    humantime::format_rfc3339_micros(t.clamp(UNIX_EPOCH, last))
 }
 
 /// SHA-256 of `body` followed by `}`, in lowercase hex. `body` is a line up to `,"hash":"`.
@@ -96,151 +79,28 @@ pub fn hash_line(body: &[u8]) -> HexHash {
     hex
 }
 
-/// `,"name":`, the bytes before a field's value, put together at compile time: with
-/// [`opt_str`] inlined, each key is a fixed-size copy rather than three calls.
-macro_rules! key {
-    ($name:literal) => {
-        concat!(",\"", $name, "\":").as_bytes()
-    };
-}
-
-/// Writes `e` as `,"request_id":…` … `,"bytes":…` and then its details, in the contract's
-/// order; the one place that order is written down.
-pub(super) fn write_fields(e: &EventFields<'_>, out: &mut Vec<u8>) {
-    opt_str(out, key!("request_id"), e.request_id);
-    opt_str(out, key!("agent"), e.agent);
-    opt_str(out, key!("auth"), e.auth);
-    opt_str(out, key!("source_ip"), e.source_ip);
-    opt_str(out, key!("user_agent"), e.user_agent);
-    opt_str(out, key!("method"), e.method);
-    opt_str(out, key!("path"), e.path);
-    opt_str(out, key!("verb"), e.verb);
-    opt_str(out, key!("api_group"), e.api_group);
-    opt_str(out, key!("api_version"), e.api_version);
-    opt_str(out, key!("namespace"), e.namespace);
-    opt_str(out, key!("resource"), e.resource);
-    opt_str(out, key!("subresource"), e.subresource);
-    opt_str(out, key!("name"), e.name);
-    opt_u64(out, key!("tier"), e.tier.map(u64::from));
-    opt_str(out, key!("decision"), e.decision);
-    opt_str(out, key!("reason"), e.reason);
-    opt_str(out, key!("rule"), e.rule);
-    out.extend_from_slice(key!("approved_by"));
-    match e.approved_by {
-        None => out.extend_from_slice(b"null"),
-        Some(names) => {
-            out.push(b'[');
-            for (i, name) in names.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                push_str(out, name);
-            }
-            out.push(b']');
-        }
-    }
-    opt_u64(out, key!("approval_latency_ms"), e.approval_latency_ms);
-    opt_u64(out, key!("status"), e.status.map(u64::from));
-    opt_u64(out, key!("latency_us"), e.latency_us);
-    opt_u64(out, key!("bytes"), e.bytes);
-    for (key, value) in e.details {
-        out.push(b',');
-        push_str(out, key);
-        out.push(b':');
-        push_str(out, value);
-    }
-}
-
-/// `key` (from [`key!`]), then the value as a JSON string or `null`.
-#[inline(always)]
-fn opt_str(out: &mut Vec<u8>, key: &[u8], value: Option<&str>) {
-    out.extend_from_slice(key);
-    match value {
-        Some(v) => push_str(out, v),
-        None => out.extend_from_slice(b"null"),
-    }
-}
-
-#[inline(always)]
-fn opt_u64(out: &mut Vec<u8>, key: &[u8], value: Option<u64>) {
-    out.extend_from_slice(key);
-    match value {
-        Some(v) => push_u64(out, v),
-        None => out.extend_from_slice(b"null"),
-    }
-}
-
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
-/// Appends `s` as a JSON string: quotes, backslashes and control characters escaped,
-/// everything else (including non-ASCII UTF-8) copied as is, in runs.
-fn push_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    // Nearly every value needs no escape: find that out 16 bytes at a time and copy it
-    // whole; this runs for every string of every event.
-    let plain = !any_byte(bytes, |b| (b < 0x20) | (b == b'"') | (b == b'\\'));
-    if plain {
-        out.extend_from_slice(bytes);
-    } else {
-        push_escaped(out, bytes);
-    }
-    out.push(b'"');
-}
-
-fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b >= 0x20 && b != b'"' && b != b'\\' {
-            continue;
-        }
-        out.extend_from_slice(&bytes[run..i]);
-        run = i + 1;
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]),
-        }
-    }
-    out.extend_from_slice(&bytes[run..]);
+/// `event` as the line after `head`, stamped now (for tests that forge logs).
+#[cfg(test)]
+pub(crate) fn encode(
+    event: &super::AuditEvent<'_>,
+    head: &ChainHead,
+    out: &mut Vec<u8>,
+) -> ChainHead {
+    frame(&event.to_json(), head, SystemTime::now(), out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, UNIX_EPOCH};
+    use crate::audit::{AuditEvent, Stage};
 
-    fn now() -> Utc {
-        Utc::from_system(UNIX_EPOCH + Duration::from_secs(1_795_000_000))
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_795_000_000)
     }
 
-    fn line(event: &AuditEvent) -> (String, ChainHead) {
+    fn line(event: &AuditEvent<'_>) -> (String, ChainHead) {
         let mut out = Vec::new();
-        let head = encode(event, &ChainHead::GENESIS, &now(), &mut out);
+        let head = frame(&event.to_json(), &ChainHead::GENESIS, now(), &mut out);
         (String::from_utf8(out).unwrap(), head)
     }
 
@@ -283,7 +143,7 @@ mod tests {
         let mut e = AuditEvent::new(Stage::Decision);
         let nasty = "q\"b\\s\n\r\t\u{1}\u{1f} ünï 🚀 </script>";
         e.user_agent = Some(nasty.into());
-        e.approved_by = Some(vec!["alice".into(), "b\"ob".into()]);
+        e.approved_by = Some(vec!["alice".into(), "b\"ob".into()].into());
         e.tier = Some(3);
         e.status = Some(503);
         e.details = vec![("bytes_dropped", "17".into())];
@@ -305,23 +165,36 @@ mod tests {
     #[test]
     fn chains_seq_and_prev_hash() {
         let mut out = Vec::new();
-        let e = Encoded::from(AuditEvent::new(Stage::Complete));
-        assert_eq!(
-            line(&AuditEvent::new(Stage::Complete)).0.len(),
-            {
-                let mut one = Vec::new();
-                encode(&e, &ChainHead::GENESIS, &now(), &mut one);
-                one.len()
-            },
-            "an event and its encoded form make the same line"
-        );
-        let h1 = encode(&e, &ChainHead::GENESIS, &now(), &mut out);
-        let h2 = encode(&e, &h1, &now(), &mut out);
+        let e = AuditEvent::new(Stage::Complete).to_json();
+        let h1 = frame(&e, &ChainHead::GENESIS, now(), &mut out);
+        let h2 = frame(&e, &h1, now(), &mut out);
         assert_eq!(h2.seq, 2);
         let second = std::str::from_utf8(&out).unwrap().lines().nth(1).unwrap();
         let v: serde_json::Value = serde_json::from_str(second).unwrap();
         assert_eq!(v["prev_hash"], std::str::from_utf8(&h1.hash).unwrap());
-        push_u64(&mut out, u64::MAX);
-        assert!(out.ends_with(b"18446744073709551615"));
+        let last = ChainHead {
+            seq: u64::MAX - 1,
+            hash: h2.hash,
+        };
+        out.clear();
+        frame(&e, &last, now(), &mut out);
+        assert!(out.starts_with(b"{\"seq\":18446744073709551615,"));
+    }
+
+    fn rfc(secs: u64, micros: u32) -> String {
+        let t = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros.into());
+        rfc3339(t).to_string()
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds() {
+        assert_eq!(rfc(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(rfc(951_782_400, 7), "2000-02-29T00:00:00.000007Z");
+        assert_eq!(rfc(1_795_000_000, 999_999), "2026-11-18T11:06:40.999999Z");
+        assert_eq!(rfc(4_102_444_799, 0), "2099-12-31T23:59:59.000000Z");
+        let before = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(rfc3339(before).to_string(), "1970-01-01T00:00:00.000000Z");
+        let after = UNIX_EPOCH + Duration::from_secs(300_000_000_000);
+        assert_eq!(rfc3339(after).to_string(), "9999-12-31T23:59:59.000000Z");
     }
 }

@@ -175,15 +175,14 @@ fn find_resume_point(tail: &[u8], base: u64) -> Result<ResumePoint, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::event::{AuditEvent, Stage};
     use crate::audit::line::encode;
-    use crate::audit::timestamp::Utc;
+    use crate::audit::{AuditEvent, Stage};
 
     fn two_lines() -> (Vec<u8>, ChainHead) {
         let mut out = Vec::new();
         let e = AuditEvent::new(Stage::Decision);
-        let head = encode(&e, &ChainHead::GENESIS, &Utc::now(), &mut out);
-        let head = encode(&e, &head, &Utc::now(), &mut out);
+        let head = encode(&e, &ChainHead::GENESIS, &mut out);
+        let head = encode(&e, &head, &mut out);
         (out, head)
     }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::file::{LogFile, sync_dir};
-use super::timestamp::Utc;
+use super::line::rfc3339;
 
 /// Renames the full file aside, opens a fresh one at the same path, syncs the directory.
 /// Returns the rotated file's new name. On failure the writer keeps its current file.
@@ -40,13 +40,19 @@ fn free_name(path: &Path) -> PathBuf {
     let now = SystemTime::now();
     let mut micros = 0;
     loop {
-        let stamp = Utc::from_system(now + Duration::from_micros(micros)).file_stamp();
+        let stamp = file_stamp(now + Duration::from_micros(micros));
         let candidate = rotated_name(path, &stamp);
         if !candidate.exists() {
             return candidate;
         }
         micros += 1;
     }
+}
+
+/// `YYYYMMDDTHHMMSS.ffffffZ`, a line's timestamp without `-` and `:`: safe in a file name
+/// on every platform, and sorts by time.
+fn file_stamp(t: SystemTime) -> String {
+    rfc3339(t).to_string().replace(['-', ':'], "")
 }
 
 fn rotated_name(path: &Path, stamp: &str) -> PathBuf {
@@ -96,6 +102,14 @@ fn is_stamp(s: &str) -> bool {
 mod tests {
     use super::*;
     use crate::audit::file::Faults;
+
+    #[test]
+    fn file_stamp_sorts_and_has_no_colons() {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        let t = t + Duration::from_micros(42);
+        assert_eq!(file_stamp(t), "20261118T110640.000042Z");
+        assert!(is_stamp(&file_stamp(t)));
+    }
 
     #[test]
     fn rotates_to_unique_sorted_names_and_finds_the_newest() {

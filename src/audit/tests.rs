@@ -15,9 +15,9 @@ fn config(dir: &Path, sync: SyncMode, rotate_bytes: u64) -> AuditConfig {
     }
 }
 
-fn decision(agent: &str) -> AuditEvent {
+fn decision(agent: &str) -> AuditEvent<'_> {
     let mut e = AuditEvent::new(Stage::Decision);
-    e.agent = Some(agent.to_string());
+    e.agent = Some(agent.into());
     e.decision = Some("allow");
     e
 }
@@ -76,8 +76,8 @@ async fn acked_events_are_on_disk_in_seq_order() {
 }
 
 /// A thread with a runtime of its own (the threads that serve agents) has its waiters
-/// answered on that runtime, by one acker however many handles ask: they get their seqs
-/// while the runtime that opened the log is not running at all, each event on disk.
+/// answered: they get their seqs while the runtime that opened the log is not running at
+/// all, each event on disk.
 #[test]
 fn waiters_on_another_runtime_are_answered_there() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,10 +96,7 @@ fn waiters_on_another_runtime_are_answered_there() {
             .build()
             .unwrap();
         let seqs = own.block_on(async move {
-            let log = agent_log.answered_on_this_runtime();
-            // One acker a runtime: a second handle here shares it; the opener's is its own.
-            assert_eq!(agent_log.answered_on_this_runtime().route, log.route);
-            assert_ne!(log.route, agent_log.route);
+            let log = agent_log;
             let appends = (0..8).map(|i| {
                 let log = log.clone();
                 tokio::spawn(async move { log.append(decision(&format!("t{i}"))).await })

@@ -1,14 +1,13 @@
 //! `verify`: walk a log (or a rotated series, oldest first) line by line and check the
 //! chain: each line's own hash, seq +1 a line, prev_hash = the previous line's hash, across
-//! file boundaries too. Streams each file in large blocks, checks the lines of a block on
-//! every core, then follows their links in order; never re-serialises anything.
+//! file boundaries too. Streams each file in large blocks and checks the bytes on disk;
+//! never re-serialises anything.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::blocks::check_block;
-use super::check::{LineFacts, LineProblem};
+use super::check::{LineFacts, LineProblem, check_line};
 use super::line::{ChainHead, HexHash, ZERO_HASH};
 pub use super::report::{Finding, Problem, Summary, VerifyError};
 
@@ -64,22 +63,7 @@ fn verify_file(path: &Path, chain: &mut Chain) -> Result<(), VerifyError> {
         filled += n;
         let eof = n == 0 || filled < buf.len();
         let end = memchr::memrchr(b'\n', &buf[..filled]).map_or(0, |nl| nl + 1);
-        for part in check_block(&buf[..end]) {
-            for facts in &part.good {
-                line_no += 1;
-                chain
-                    .link(facts)
-                    .map_err(|(seq, problem)| tampered(path, line_no, seq, problem))?;
-            }
-            if let Some(bad) = part.bad {
-                let (seq, problem) = line_problem(bad);
-                return Err(tampered(path, line_no + 1, seq, problem));
-            }
-            if let Some(last) = part.good.last() {
-                let stamp = &last.timestamp[..last.timestamp.len().min(40)];
-                chain.summary.last_timestamp = Some(lossy(stamp));
-            }
-        }
+        check_lines(&buf[..end], path, &mut line_no, chain)?;
         buf.copy_within(end..filled, 0);
         filled -= end;
         if eof {
@@ -95,6 +79,35 @@ fn verify_file(path: &Path, chain: &mut Chain) -> Result<(), VerifyError> {
             bytes: filled as u64,
         };
         return Err(tampered(path, line_no + 1, None, problem));
+    }
+    Ok(())
+}
+
+/// Checks each line of `block` (whole lines, each ending in a newline) on its own, then
+/// links it to the chain; `line_no` counts the lines of the file checked so far.
+fn check_lines(
+    block: &[u8],
+    path: &Path,
+    line_no: &mut u64,
+    chain: &mut Chain,
+) -> Result<(), VerifyError> {
+    let mut start = 0;
+    let mut last = None;
+    for nl in memchr::memchr_iter(b'\n', block) {
+        *line_no += 1;
+        let facts = check_line(&block[start..nl]).map_err(|bad| {
+            let (seq, problem) = line_problem(bad);
+            tampered(path, *line_no, seq, problem)
+        })?;
+        chain
+            .link(&facts)
+            .map_err(|(seq, problem)| tampered(path, *line_no, seq, problem))?;
+        last = Some(facts);
+        start = nl + 1;
+    }
+    if let Some(last) = last {
+        let stamp = &last.timestamp[..last.timestamp.len().min(40)];
+        chain.summary.last_timestamp = Some(lossy(stamp));
     }
     Ok(())
 }
@@ -199,209 +212,4 @@ fn lossy(b: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::audit::event::{AuditEvent, Stage};
-    use crate::audit::line::encode;
-    use crate::audit::timestamp::Utc;
-
-    /// Lines (each with its newline) of a fresh chain of `n` events, starting after `head`.
-    fn chain(n: usize, mut head: ChainHead) -> (Vec<String>, ChainHead) {
-        let mut lines = Vec::new();
-        for i in 0..n {
-            let mut e = AuditEvent::new(Stage::Decision);
-            e.agent = Some(format!("agent-{i}"));
-            let mut out = Vec::new();
-            head = encode(&e, &head, &Utc::now(), &mut out);
-            lines.push(String::from_utf8(out).unwrap());
-        }
-        (lines, head)
-    }
-
-    fn write(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, lines.concat()).unwrap();
-        path
-    }
-
-    fn finding(files: &[PathBuf]) -> Finding {
-        match verify_files(files) {
-            Err(VerifyError::Tampered(f)) => f,
-            other => panic!("expected tampering, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn intact_log_summarises() {
-        let dir = tempfile::tempdir().unwrap();
-        let (lines, head) = chain(5, ChainHead::GENESIS);
-        let s = verify_files(&[write(dir.path(), "a.jsonl", &lines)]).unwrap();
-        assert_eq!(
-            (s.files, s.events, s.first_seq, s.last_seq),
-            (1, 5, Some(1), Some(5))
-        );
-        assert_eq!(s.head_hash.unwrap().as_bytes(), &head.hash);
-        assert!(s.first_timestamp.unwrap() <= s.last_timestamp.unwrap());
-    }
-
-    #[test]
-    fn edited_field_is_a_hash_mismatch() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut lines, _) = chain(5, ChainHead::GENESIS);
-        lines[2] = lines[2].replace("agent-2", "agent-X");
-        let f = finding(&[write(dir.path(), "a.jsonl", &lines)]);
-        assert_eq!(
-            (f.line, f.seq, f.problem.kind()),
-            (3, Some(3), "hash_mismatch")
-        );
-    }
-
-    #[test]
-    fn deleted_line_is_a_seq_gap() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut lines, _) = chain(5, ChainHead::GENESIS);
-        lines.remove(1);
-        let f = finding(&[write(dir.path(), "a.jsonl", &lines)]);
-        let gap = Problem::SeqGap {
-            expected: 2,
-            found: 3,
-        };
-        assert_eq!((f.line, f.seq, f.problem), (2, Some(3), gap));
-    }
-
-    #[test]
-    fn inserted_and_swapped_lines_are_caught() {
-        let dir = tempfile::tempdir().unwrap();
-        let (lines, _) = chain(5, ChainHead::GENESIS);
-        // A forged line with a valid hash of its own, linked to line 2: line 3 then repeats.
-        let (forged, _) = chain(1, crate::audit::recover_head_of(&lines[1]));
-        let mut inserted = lines.clone();
-        inserted.insert(2, forged[0].clone());
-        let f = finding(&[write(dir.path(), "i.jsonl", &inserted)]);
-        assert_eq!(
-            (f.line, f.seq, f.problem.kind()),
-            (4, Some(3), "seq_repeat")
-        );
-
-        let mut swapped = lines.clone();
-        swapped.swap(2, 3);
-        let f = finding(&[write(dir.path(), "s.jsonl", &swapped)]);
-        assert_eq!((f.line, f.seq, f.problem.kind()), (3, Some(4), "seq_gap"));
-    }
-
-    #[test]
-    fn relinked_line_with_valid_own_hash_breaks_prev_hash() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut lines, _) = chain(4, ChainHead::GENESIS);
-        // Replace line 3 by a line with seq 3 and a valid hash, but chained to a different line 2.
-        let (other, _) = chain(3, ChainHead::GENESIS);
-        lines[2] = other[2].clone();
-        let f = finding(&[write(dir.path(), "a.jsonl", &lines)]);
-        assert_eq!(
-            (f.line, f.seq, f.problem.kind()),
-            (3, Some(3), "prev_hash_mismatch")
-        );
-        // A log whose first line is seq 1 must start from zeros.
-        let not_zero = ChainHead {
-            seq: 0,
-            hash: [b'a'; 64],
-        };
-        let (first, _) = chain(2, not_zero);
-        let f = finding(&[write(dir.path(), "b.jsonl", &first)]);
-        assert_eq!(
-            (f.line, f.seq, f.problem.kind()),
-            (1, Some(1), "prev_hash_mismatch")
-        );
-    }
-
-    #[test]
-    fn torn_tail_and_garbage_are_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut lines, _) = chain(3, ChainHead::GENESIS);
-        let torn = lines[2][..40].to_string();
-        lines[2] = torn;
-        let f = finding(&[write(dir.path(), "t.jsonl", &lines)]);
-        let problem = Problem::TornLastLine { bytes: 40 };
-        assert_eq!((f.line, f.seq, f.problem), (3, None, problem));
-
-        let (mut lines, _) = chain(3, ChainHead::GENESIS);
-        lines[1] = "not json at all\n".into();
-        let f = finding(&[write(dir.path(), "g.jsonl", &lines)]);
-        assert_eq!((f.line, f.problem.kind()), (2, "malformed_json"));
-        assert!(
-            f.to_string().contains("g.jsonl: line 2: malformed JSON"),
-            "{f}"
-        );
-    }
-
-    #[test]
-    fn rotated_series_links_and_a_missing_middle_file_is_caught() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, head) = chain(3, ChainHead::GENESIS);
-        let (b, head) = chain(3, head);
-        let (c, _) = chain(3, head);
-        let files = [
-            write(dir.path(), "1.jsonl", &a),
-            write(dir.path(), "2.jsonl", &b),
-            write(dir.path(), "3.jsonl", &c),
-        ];
-        let s = verify_files(&files).unwrap();
-        assert_eq!((s.files, s.events, s.last_seq), (3, 9, Some(9)));
-        // Starting from a later file (older ones deleted by retention) is allowed.
-        assert_eq!(verify_files(&files[1..]).unwrap().first_seq, Some(4));
-
-        let f = finding(&[files[0].clone(), files[2].clone()]);
-        assert_eq!(f.file, files[2]);
-        assert_eq!((f.line, f.seq, f.problem.kind()), (1, Some(7), "seq_gap"));
-        let f = finding(&[files[1].clone(), files[0].clone()]);
-        assert_eq!(
-            (f.line, f.seq, f.problem.kind()),
-            (1, Some(1), "seq_repeat")
-        );
-    }
-
-    #[test]
-    fn a_block_checked_in_parts_reports_its_first_bad_line() {
-        let dir = tempfile::tempdir().unwrap();
-        // Several parts, so the block is checked on every core.
-        let (lines, _) = chain(5000, ChainHead::GENESIS);
-        assert!(lines.concat().len() > 4 * crate::audit::blocks::PART);
-        let s = verify_files(&[write(dir.path(), "ok.jsonl", &lines)]).unwrap();
-        assert_eq!((s.events, s.last_seq), (5000, Some(5000)));
-
-        // A broken link early and an edited line late: the link is reported, and so is the
-        // edited line once it is the only problem.
-        let mut bad = lines.clone();
-        bad.remove(1000);
-        bad[4000] = bad[4000].replace("agent-4001", "agent-XXXX");
-        let mut late = lines.clone();
-        late[4000] = late[4000].replace("agent-4000", "agent-XXXX");
-        let found = [("bad.jsonl", bad), ("late.jsonl", late)].map(|(name, lines)| {
-            let f = finding(&[write(dir.path(), name, &lines)]);
-            (f.line, f.seq, f.problem.kind())
-        });
-        assert_eq!(
-            found,
-            [
-                (1001, Some(1002), "seq_gap"),
-                (4001, Some(4001), "hash_mismatch")
-            ]
-        );
-    }
-
-    #[test]
-    fn missing_file_is_unreadable_and_long_lines_cross_blocks() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = verify_files(&[dir.path().join("nope.jsonl")]).unwrap_err();
-        assert!(matches!(err, VerifyError::Unreadable { .. }));
-
-        let mut e = AuditEvent::new(Stage::Decision);
-        e.path = Some("x".repeat(BLOCK + 10));
-        let mut out = Vec::new();
-        let head = encode(&e, &ChainHead::GENESIS, &Utc::now(), &mut out);
-        encode(&e, &head, &Utc::now(), &mut out);
-        let path = dir.path().join("long.jsonl");
-        std::fs::write(&path, &out).unwrap();
-        assert_eq!(verify_files(&[path]).unwrap().events, 2);
-    }
-}
+mod tests;

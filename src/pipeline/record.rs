@@ -8,7 +8,7 @@ use std::time::Instant;
 use http::{HeaderValue, Method, Request, Uri};
 
 use super::token_param::redact_tokens;
-use crate::audit::{AuditEvent, Encoded, EventFields, Stage};
+use crate::audit::{AuditEvent, Stage};
 use crate::authn::AgentIdentity;
 use crate::classify::Classification;
 use crate::listener::Peer;
@@ -158,95 +158,72 @@ impl Record {
         std::mem::replace(self, empty)
     }
 
-    /// The event recording what was decided, written now.
-    pub fn decision_event(&self) -> Encoded {
-        self.encode(Stage::Decision, None)
+    /// The event recording what was decided, borrowing from this record.
+    pub fn decision_event(&self) -> AuditEvent<'_> {
+        self.event(Stage::Decision, None)
     }
 
-    /// The same event as an owned [`AuditEvent`], for whoever must change it later (the
+    /// The same event owning its text, for whoever must keep it and change it later (the
     /// approval queue's `abandoned` event).
-    pub fn to_event(&self) -> AuditEvent {
-        let owned = |s: Option<&str>| s.map(str::to_owned);
-        self.with_fields(None, |f| {
-            let mut event = AuditEvent::new(Stage::Decision);
-            event.request_id = owned(f.request_id);
-            event.agent = owned(f.agent);
-            event.auth = self.agent.as_ref().map(|(_, auth)| *auth);
-            event.source_ip = owned(f.source_ip);
-            event.user_agent = owned(f.user_agent);
-            event.method = owned(f.method);
-            event.path = owned(f.path);
-            event.verb = owned(f.verb);
-            event.api_group = owned(f.api_group);
-            event.api_version = owned(f.api_version);
-            event.namespace = owned(f.namespace);
-            event.resource = owned(f.resource);
-            event.subresource = owned(f.subresource);
-            event.name = owned(f.name);
-            event.tier = f.tier;
-            event.decision = self.decision;
-            event.reason = owned(f.reason);
-            event.rule = owned(f.rule);
-            event.approved_by = f.approved_by.map(<[String]>::to_vec);
-            event.approval_latency_ms = f.approval_latency_ms;
-            event
-        })
+    pub fn to_event(&self) -> AuditEvent<'static> {
+        self.decision_event().into_owned()
     }
 
-    fn encode(&self, stage: Stage, end: Option<End>) -> Encoded {
-        self.with_fields(end, |fields| Encoded::new(stage, fields))
-    }
-
-    /// Calls `f` with this record's fields, borrowed.
-    fn with_fields<T>(&self, end: Option<End>, f: impl FnOnce(&EventFields<'_>) -> T) -> T {
+    /// This record's event at `stage`, its text borrowed from the record.
+    fn event(&self, stage: Stage, end: Option<End>) -> AuditEvent<'_> {
         let user_agent = self
             .user_agent
             .as_ref()
             .map(|v| lossless_or_lossy(v.as_bytes()));
         let info = self.info.as_ref();
-        let fields = EventFields {
-            request_id: Some(&self.request_id),
-            agent: self.agent(),
+        fn text(s: Option<&str>) -> Option<Cow<'_, str>> {
+            s.map(Cow::Borrowed)
+        }
+        AuditEvent {
+            stage,
+            request_id: Some(Cow::Borrowed(&self.request_id)),
+            agent: text(self.agent()),
             auth: self.agent.as_ref().map(|(_, auth)| *auth),
-            source_ip: Some(&self.peer.ip),
-            user_agent: user_agent.as_deref(),
-            method: Some(self.method()),
-            path: Some(self.path()),
-            verb: info.map(RequestInfo::verb),
-            api_group: info
-                .filter(|i| i.is_resource_request())
-                .map(RequestInfo::api_group),
-            api_version: info.map(RequestInfo::api_version).filter(|v| !v.is_empty()),
-            namespace: info.and_then(RequestInfo::namespace),
-            resource: info.and_then(RequestInfo::resource),
-            subresource: info.and_then(RequestInfo::subresource),
-            name: info.and_then(RequestInfo::name),
+            source_ip: Some(Cow::Borrowed(&self.peer.ip)),
+            user_agent,
+            method: Some(Cow::Borrowed(self.method())),
+            path: Some(Cow::Borrowed(self.path())),
+            verb: text(info.map(RequestInfo::verb)),
+            api_group: text(
+                info.filter(|i| i.is_resource_request())
+                    .map(RequestInfo::api_group),
+            ),
+            api_version: text(info.map(RequestInfo::api_version).filter(|v| !v.is_empty())),
+            namespace: text(info.and_then(RequestInfo::namespace)),
+            resource: text(info.and_then(RequestInfo::resource)),
+            subresource: text(info.and_then(RequestInfo::subresource)),
+            name: text(info.and_then(RequestInfo::name)),
             tier: self.class.as_ref().map(|c| c.tier.as_u8()),
             decision: self.decision,
-            reason: self
-                .reason
-                .as_deref()
-                .or_else(|| self.class.as_ref().map(|c| &*c.reason)),
-            rule: self.rule.as_deref(),
-            approved_by: self.approved_by.as_deref(),
+            reason: text(
+                self.reason
+                    .as_deref()
+                    .or_else(|| self.class.as_ref().map(|c| &*c.reason)),
+            ),
+            rule: text(self.rule.as_deref()),
+            approved_by: self.approved_by.as_deref().map(Cow::Borrowed),
             approval_latency_ms: self.approval_latency_ms,
             status: end.map(|e| e.status),
             latency_us: end.map(|e| e.latency_us),
             bytes: end.map(|e| e.bytes),
-            details: &[],
-        };
-        f(&fields)
+            details: Vec::new(),
+        }
     }
 
     /// The `complete` event: how the exchange ended, `started.elapsed()` after it began.
-    pub fn complete_event(&self, status: u16, bytes: u64) -> Encoded {
+    pub fn complete_event(&self, status: u16, bytes: u64) -> AuditEvent<'_> {
         let latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let end = End {
             status,
             latency_us,
             bytes,
         };
-        self.encode(Stage::Complete, Some(end))
+        self.event(Stage::Complete, Some(end))
     }
 
     /// What the request metrics are labelled with: tier, decision, agent.
@@ -297,9 +274,9 @@ mod tests {
         record
     }
 
-    fn json(encoded: &Encoded) -> serde_json::Value {
+    fn json(event: &AuditEvent<'_>) -> serde_json::Value {
         let mut line = Vec::new();
-        crate::audit::encode_line_for_tests(encoded, &mut line);
+        crate::audit::encode_line_for_tests(event, &mut line);
         serde_json::from_slice(&line).unwrap()
     }
 
@@ -307,8 +284,8 @@ mod tests {
     fn events_are_written_from_the_record_as_an_audit_event_would_be() {
         let record = record("/apis/apps/v1/namespaces/dev/deployments/web/scale?dryRun=None");
         assert_eq!(
-            record.decision_event(),
-            Encoded::from(record.to_event()),
+            record.decision_event().to_json(),
+            record.to_event().to_json(),
             "the borrowed and the owned form write the same bytes"
         );
         let v = json(&record.decision_event());
@@ -365,7 +342,7 @@ mod tests {
             latency_us: 1234,
             bytes: 0,
         };
-        let v = json(&record.encode(Stage::Complete, Some(end)));
+        let v = json(&record.event(Stage::Complete, Some(end)));
         assert_eq!(record.labels().1, "deny");
         assert!(record.query_has_token());
         assert_eq!(v["stage"], "complete");

@@ -69,7 +69,7 @@ pub(super) fn policy(
                 Err(err) => {
                     metrics.policy_reload(false);
                     tracing::error!(error = %err, "policy not reloaded; keeping the last good one");
-                    event.reason = Some(err.to_string());
+                    event.reason = Some(err.to_string().into());
                     event.details = vec![("policy_sha256", sha256), ("result", "rejected".into())];
                 }
             }

@@ -1,48 +1,47 @@
 //! The hash-chained JSONL audit log (DESIGN.md "Audit log").
 //!
-//! Callers queue their events into one shared batch, in the order its lock gives them; one
-//! writer thread chains, hashes and writes each batch whole (group commit) and acknowledges
-//! each event only once it is as durable as `audit.sync` says.
+//! Callers write their events to JSON and send them down one channel, whose order is the
+//! log's; one writer thread chains, hashes and writes what has queued up as one batch
+//! (group commit) and acknowledges each event only once it is as durable as `audit.sync`
+//! says.
 //!
 //! ```text
-//! event.rs      AuditEvent: the fields a caller fills in
-//! line.rs       one event → one JSON line, hashed and chained (the bytes hashed are the bytes written)
-//! writer.rs     the shared batch and the writer thread: chain, write, sync, acknowledge; roll back on failure
+//! event.rs      AuditEvent: the fields a caller fills in, written to JSON by serde
+//! line.rs       framing an event's JSON with seq, timestamp, prev_hash and hash (the bytes hashed are the bytes written)
+//! writer.rs     the writer thread: take a batch from the channel, chain, write, sync, acknowledge; roll back on failure
 //! file.rs       the file operations, with injectable faults for tests
 //! recover.rs    resuming an existing log; cutting a torn tail
 //! rotate.rs     renaming a full file aside; finding the newest rotated file
 //! check.rs      checking one line at known places, without a JSON parse
-//! blocks.rs     checking a block's lines on every core (for verify)
 //! verify.rs     `sluice verify`: checking a whole series
 //! report.rs     what verify reports: a summary or the first bad line
 //! ```
 
-mod blocks;
 mod check;
-pub mod event;
+mod event;
 mod file;
 mod line;
 mod recover;
 mod report;
 mod rotate;
-mod timestamp;
 pub mod verify;
 mod writer;
 
 #[cfg(test)]
-mod fuzz_tests;
+mod proptests;
 
-pub use event::{AuditEvent, Encoded, EventFields, Stage};
+pub use event::{AuditEvent, Stage};
 pub use file::Faults;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
 use crate::config::AuditConfig;
-use writer::{Ackers, Queue, Route, Waiter, Writer};
+use writer::{Queued, Writer};
 
 /// Why an event could not be made durable; the request that needed it is refused (503).
 #[derive(Debug, thiserror::Error)]
@@ -61,25 +60,12 @@ pub enum AuditError {
     Corrupt { path: PathBuf, detail: String },
 }
 
-/// A cheap, clonable handle to the log.
+/// A cheap, clonable handle to the log. The last one dropped closes the channel, so the
+/// writer writes what is left and stops.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
-    queue: Arc<Handles>,
+    events: mpsc::Sender<Queued>,
     stats: Arc<Stats>,
-    ackers: Arc<Ackers>,
-    /// Which acker answers this handle's waiters.
-    route: Route,
-}
-
-/// The queue, as long as any [`AuditLog`] holds it; the last one gone closes it, so the
-/// writer drains what is left and stops.
-#[derive(Debug)]
-struct Handles(Arc<Queue>);
-
-impl Drop for Handles {
-    fn drop(&mut self) {
-        self.0.close();
-    }
 }
 
 /// Counters the writer keeps for metrics.
@@ -111,73 +97,26 @@ impl AuditLog {
         faults: Faults,
     ) -> Result<(AuditLog, AuditTask), AuditError> {
         let stats = Arc::new(Stats::default());
-        let ackers = Arc::new(Ackers::default());
-        let route = ackers.route_here().unwrap_or(0);
         let config = config.clone();
         let writer_stats = stats.clone();
-        let writer_ackers = ackers.clone();
-        let writer = tokio::task::spawn_blocking(move || {
-            let resumed = recover::resume(&config.path, faults)?;
-            let mut writer = Writer::new(
-                resumed.file,
-                resumed.head,
-                resumed.offset,
-                config.sync,
-                config.rotate_bytes,
-                writer_stats,
-                writer_ackers,
-            );
-            if let Some(cut) = resumed.cut {
-                tracing::warn!(
-                    bytes = cut.bytes_dropped,
-                    reason = cut.reason,
-                    "audit log: torn tail cut off"
-                );
-                let mut event = AuditEvent::new(Stage::Recovery);
-                event.reason = Some(cut.reason.to_string());
-                event.details = vec![("bytes_dropped", cut.bytes_dropped.to_string())];
-                writer.write_now(event.into())?;
-            }
-            Ok::<_, AuditError>(writer)
-        })
-        .await
-        .map_err(|_| AuditError::Closed)??;
-        let queue = Arc::new(Queue::new());
-        let writer_queue = queue.clone();
-        let handle = tokio::task::spawn_blocking(move || writer.run(&writer_queue));
-        let queue = Arc::new(Handles(queue));
-        let log = AuditLog {
-            queue,
-            stats,
-            ackers,
-            route,
-        };
-        Ok((log, AuditTask { handle }))
+        let writer = tokio::task::spawn_blocking(move || resume(&config, faults, writer_stats))
+            .await
+            .map_err(|_| AuditError::Closed)??;
+        let (events, queued) = mpsc::channel();
+        let handle = tokio::task::spawn_blocking(move || writer.run(queued));
+        Ok((AuditLog { events, stats }, AuditTask { handle }))
     }
 
-    /// A handle whose waiters are answered by a task on the current runtime (one a
-    /// runtime, started on first use): for a thread that runs a runtime of its own, so
-    /// that the writer wakes it once a batch, not once an event (see `Ackers` in
-    /// writer.rs).
-    pub fn answered_on_this_runtime(&self) -> AuditLog {
-        let mut log = self.clone();
-        if let Some(route) = self.ackers.route_here() {
-            log.route = route;
-        }
-        log
-    }
-
-    /// Appends `event` and waits until it is durable; returns its seq. An [`AuditEvent`] is
-    /// written to JSON here, on the caller's thread.
-    pub async fn append(&self, event: impl Into<Encoded>) -> Result<u64, AuditError> {
-        let (tx, done) = oneshot::channel();
-        let waiter = Waiter {
-            tx,
-            route: self.route,
-        };
-        self.queue
-            .0
-            .push(event.into(), Some(waiter))
+    /// Appends `event` and waits until it is durable; returns its seq. The event is written
+    /// to JSON here, on the caller's thread.
+    pub async fn append(&self, event: AuditEvent<'_>) -> Result<u64, AuditError> {
+        let (ack, done) = oneshot::channel();
+        let json = event.to_json();
+        self.events
+            .send(Queued {
+                json,
+                ack: Some(ack),
+            })
             .map_err(|_| AuditError::Closed)?;
         done.await.map_err(|_| AuditError::Closed)?
     }
@@ -193,8 +132,9 @@ impl AuditLog {
 
     /// Appends `event` without waiting (for `complete` events: ordering still holds).
     /// A failure is counted in [`AuditLog::write_errors`] and logged by the writer.
-    pub fn append_detached(&self, event: impl Into<Encoded>) {
-        if self.queue.0.push(event.into(), None).is_err() {
+    pub fn append_detached(&self, event: AuditEvent<'_>) {
+        let json = event.to_json();
+        if self.events.send(Queued { json, ack: None }).is_err() {
             self.stats.events_failed.fetch_add(1, Ordering::Relaxed);
             tracing::error!("audit writer has stopped; detached event lost");
         }
@@ -216,15 +156,35 @@ impl AuditLog {
     }
 }
 
+/// Resumes the log's chain and makes its writer; records a cut torn tail first of all.
+fn resume(config: &AuditConfig, faults: Faults, stats: Arc<Stats>) -> Result<Writer, AuditError> {
+    let resumed = recover::resume(&config.path, faults)?;
+    let mut writer = Writer::new(
+        resumed.file,
+        resumed.head,
+        resumed.offset,
+        config.sync,
+        config.rotate_bytes,
+        stats,
+    );
+    if let Some(cut) = resumed.cut {
+        tracing::warn!(
+            bytes = cut.bytes_dropped,
+            reason = cut.reason,
+            "audit log: torn tail cut off"
+        );
+        let mut event = AuditEvent::new(Stage::Recovery);
+        event.reason = Some(cut.reason.into());
+        event.details = vec![("bytes_dropped", cut.bytes_dropped.to_string())];
+        writer.write_now(event.to_json())?;
+    }
+    Ok(writer)
+}
+
 /// `event` as the first line of a new log, without its newline (test helper).
 #[cfg(test)]
-pub(crate) fn encode_line_for_tests(event: &Encoded, out: &mut Vec<u8>) {
-    line::encode(
-        event,
-        &line::ChainHead::GENESIS,
-        &timestamp::Utc::now(),
-        out,
-    );
+pub(crate) fn encode_line_for_tests(event: &AuditEvent<'_>, out: &mut Vec<u8>) {
+    line::encode(event, &line::ChainHead::GENESIS, out);
     out.pop();
 }
 

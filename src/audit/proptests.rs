@@ -3,33 +3,33 @@
 //! flipped, a byte inserted, a byte deleted, anywhere — is ever accepted.
 
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use proptest::prelude::*;
 
-use super::event::{AuditEvent, Stage};
-use super::line::{ChainHead, encode};
-use super::timestamp::Utc;
+use super::line::{ChainHead, frame};
 use super::verify::{VerifyError, verify_files};
+use super::{AuditEvent, Stage};
 
 /// Three chained lines carrying agent-controlled text.
 fn log_of(texts: &[String]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut head = ChainHead::GENESIS;
-    let now = Utc::now();
+    let now = SystemTime::now();
     for (i, text) in texts.iter().enumerate() {
         let mut event = AuditEvent::new(if i % 2 == 0 {
             Stage::Decision
         } else {
             Stage::Complete
         });
-        event.request_id = Some(format!("sl_{i}"));
+        event.request_id = Some(format!("sl_{i}").into());
         event.agent = Some("claude-code".into());
-        event.path = Some(text.clone());
-        event.user_agent = Some(text.chars().rev().collect());
-        event.reason = Some(format!("why: {text}"));
+        event.path = Some(text.as_str().into());
+        event.user_agent = Some(text.chars().rev().collect::<String>().into());
+        event.reason = Some(format!("why: {text}").into());
         event.tier = Some(3);
         event.status = Some(200);
-        head = encode(&event, &head, &now, &mut out);
+        head = frame(&event.to_json(), &head, now, &mut out);
     }
     out
 }
