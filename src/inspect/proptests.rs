@@ -119,41 +119,44 @@ fn json_spec(plains: &[Plain], risk: Option<&Risk>) -> Value {
                 spec[LISTS[p.list]] = json!([c]);
             });
     }
-    let Some(risk) = risk else {
-        return spec;
-    };
+    if let Some(risk) = risk {
+        add_json_risk(&mut spec, plains, risk);
+    }
+    spec
+}
+
+fn add_json_risk(spec: &mut Value, plains: &[Plain], risk: &Risk) {
     match risk {
         Risk::HostNamespace(field) => spec[*field] = json!(true),
         Risk::Privileged(i) => {
-            container_at(&mut spec, plains, *i)["securityContext"]["privileged"] = json!(true)
+            container_at(spec, plains, *i)["securityContext"]["privileged"] = json!(true)
         }
         Risk::Capability(i, cap) => {
-            let caps =
-                container_at(&mut spec, plains, *i)["securityContext"]["capabilities"]["add"]
-                    .as_array_mut()
-                    .unwrap();
+            let caps = container_at(spec, plains, *i)["securityContext"]["capabilities"]["add"]
+                .as_array_mut()
+                .unwrap();
             caps.push(json!(cap));
         }
         Risk::HostPath => spec["volumes"] = json!([{"name": "h", "hostPath": {"path": "/"}}]),
         Risk::HostPort(i, port) => {
-            container_at(&mut spec, plains, *i)["ports"] =
+            container_at(spec, plains, *i)["ports"] =
                 json!([{"containerPort": 80, "hostPort": port}])
         }
         Risk::ProcMount(i) => {
-            container_at(&mut spec, plains, *i)["securityContext"]["procMount"] = json!("Unmasked")
+            container_at(spec, plains, *i)["securityContext"]["procMount"] = json!("Unmasked")
         }
         Risk::SeccompUnconfined(None) => {
             spec["securityContext"]["seccompProfile"] = json!({"type": "Unconfined"})
         }
         Risk::SeccompUnconfined(Some(i)) => {
-            container_at(&mut spec, plains, *i)["securityContext"]["seccompProfile"] =
+            container_at(spec, plains, *i)["securityContext"]["seccompProfile"] =
                 json!({"type": "Unconfined"})
         }
         Risk::SelinuxUser(None) => {
             spec["securityContext"]["seLinuxOptions"] = json!({"user": "root"})
         }
         Risk::SelinuxUser(Some(i)) => {
-            container_at(&mut spec, plains, *i)["securityContext"]["seLinuxOptions"] =
+            container_at(spec, plains, *i)["securityContext"]["seLinuxOptions"] =
                 json!({"user": "root"})
         }
         Risk::SelinuxType(kind) => {
@@ -167,16 +170,15 @@ fn json_spec(plains: &[Plain], risk: Option<&Risk>) -> Value {
             spec["securityContext"]["windowsOptions"] = json!({"hostProcess": true})
         }
         Risk::HostProcess(Some(i)) => {
-            container_at(&mut spec, plains, *i)["securityContext"]["windowsOptions"] =
+            container_at(spec, plains, *i)["securityContext"]["windowsOptions"] =
                 json!({"hostProcess": true})
         }
         Risk::ProbeHost(i) => {
-            container_at(&mut spec, plains, *i)["livenessProbe"] =
+            container_at(spec, plains, *i)["livenessProbe"] =
                 json!({"tcpSocket": {"host": "10.0.0.1", "port": 22}})
         }
         Risk::NodeName => spec["nodeName"] = json!("node-1"),
     }
-    spec
 }
 
 /// The JSON of container `i` of `plains` in `spec`.
@@ -215,6 +217,18 @@ fn pb_spec(plains: &[Plain], risk: &Risk) -> core::PodSpec {
         .enumerate()
         .map(|(i, p)| (p.list, context(p, i)))
         .collect();
+    add_pb_risk(&mut spec, &mut all, risk);
+    for (list, c) in all {
+        match list {
+            0 => spec.containers.push(c),
+            1 => spec.init_containers.push(c),
+            _ => spec.ephemeral_containers.push(ephemeral(c)),
+        }
+    }
+    spec
+}
+
+fn add_pb_risk(spec: &mut core::PodSpec, all: &mut [(usize, core::Container)], risk: &Risk) {
     let pod_context = spec.security_context.get_or_insert_with(Default::default);
     match risk {
         Risk::HostNamespace("hostNetwork") => spec.host_network = Some(true),
@@ -242,18 +256,8 @@ fn pb_spec(plains: &[Plain], risk: &Risk) -> core::PodSpec {
         Risk::ProcMount(i) => sc(&mut all[*i].1).proc_mount = Some("Unmasked".into()),
         Risk::SeccompUnconfined(None) => pod_context.seccomp_profile = Some(unconfined()),
         Risk::SeccompUnconfined(Some(i)) => sc(&mut all[*i].1).seccomp_profile = Some(unconfined()),
-        Risk::SelinuxUser(None) => {
-            pod_context.se_linux_options = Some(core::SeLinuxOptions {
-                user: Some("root".into()),
-                ..Default::default()
-            })
-        }
-        Risk::SelinuxUser(Some(i)) => {
-            sc(&mut all[*i].1).se_linux_options = Some(core::SeLinuxOptions {
-                user: Some("root".into()),
-                ..Default::default()
-            })
-        }
+        Risk::SelinuxUser(None) => pod_context.se_linux_options = Some(selinux_user()),
+        Risk::SelinuxUser(Some(i)) => sc(&mut all[*i].1).se_linux_options = Some(selinux_user()),
         Risk::SelinuxType(kind) => {
             pod_context.se_linux_options = Some(core::SeLinuxOptions {
                 r#type: Some(kind.to_string()),
@@ -266,28 +270,29 @@ fn pb_spec(plains: &[Plain], risk: &Risk) -> core::PodSpec {
         }),
         Risk::HostProcess(None) => pod_context.windows_options = Some(host_process()),
         Risk::HostProcess(Some(i)) => sc(&mut all[*i].1).windows_options = Some(host_process()),
-        Risk::ProbeHost(i) => {
-            all[*i].1.liveness_probe = Some(core::Probe {
-                handler: Some(core::ProbeHandler {
-                    tcp_socket: Some(core::TcpSocketAction {
-                        host: Some("10.0.0.1".into()),
-                        port: None,
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-        }
+        Risk::ProbeHost(i) => all[*i].1.liveness_probe = Some(probe_on_another_host()),
         Risk::NodeName => spec.node_name = Some("node-1".into()),
     }
-    for (list, c) in all {
-        match list {
-            0 => spec.containers.push(c),
-            1 => spec.init_containers.push(c),
-            _ => spec.ephemeral_containers.push(ephemeral(c)),
-        }
+}
+
+fn selinux_user() -> core::SeLinuxOptions {
+    core::SeLinuxOptions {
+        user: Some("root".into()),
+        ..Default::default()
     }
-    spec
+}
+
+fn probe_on_another_host() -> core::Probe {
+    core::Probe {
+        handler: Some(core::ProbeHandler {
+            tcp_socket: Some(core::TcpSocketAction {
+                host: Some("10.0.0.1".into()),
+                port: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 fn sc(c: &mut core::Container) -> &mut core::SecurityContext {

@@ -33,144 +33,119 @@ fn template(spec: core::PodSpec) -> Option<core::PodTemplateSpec> {
     })
 }
 
+/// An apps/v1 object of kind `$object` whose `$spec` holds the pod template `$template`.
+macro_rules! apps {
+    ($object:ident, $spec:ident, $template:expr) => {
+        apps::$object {
+            spec: Some(apps::$spec {
+                template: $template,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    };
+}
+
 /// `spec` inside each workload kind, with its resource name, encoded.
 pub(super) fn every_kind(spec: core::PodSpec) -> Vec<(&'static str, Workload, Vec<u8>)> {
-    let t = || template(spec.clone());
+    [core_kinds(&spec), apps_kinds(&spec), batch_kinds(&spec)].concat()
+}
+
+type Encoded = (&'static str, Workload, Vec<u8>);
+
+fn core_kinds(spec: &core::PodSpec) -> Vec<Encoded> {
+    let pod = core::Pod {
+        spec: Some(spec.clone()),
+        ..Default::default()
+    };
+    let pod_template = core::PodTemplate {
+        template: template(spec.clone()),
+        ..Default::default()
+    };
+    let rc_spec = core::ReplicationControllerSpec {
+        template: template(spec.clone()),
+        ..Default::default()
+    };
+    let rc = core::ReplicationController {
+        spec: Some(rc_spec),
+        ..Default::default()
+    };
     vec![
-        (
-            "pods",
-            Workload::Pod,
-            envelope(
-                "v1",
-                "Pod",
-                &core::Pod {
-                    spec: Some(spec.clone()),
-                    ..Default::default()
-                },
-            ),
-        ),
+        ("pods", Workload::Pod, envelope("v1", "Pod", &pod)),
         (
             "podtemplates",
             Workload::PodTemplate,
-            envelope(
-                "v1",
-                "PodTemplate",
-                &core::PodTemplate {
-                    template: t(),
-                    ..Default::default()
-                },
-            ),
+            envelope("v1", "PodTemplate", &pod_template),
         ),
         (
             "replicationcontrollers",
             Workload::Template,
-            envelope(
-                "v1",
-                "ReplicationController",
-                &core::ReplicationController {
-                    spec: Some(core::ReplicationControllerSpec {
-                        template: t(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            ),
+            envelope("v1", "ReplicationController", &rc),
         ),
+    ]
+}
+
+fn apps_kinds(spec: &core::PodSpec) -> Vec<Encoded> {
+    let t = || template(spec.clone());
+    let deployment = apps!(Deployment, DeploymentSpec, t());
+    let statefulset = apps!(StatefulSet, StatefulSetSpec, t());
+    let daemonset = apps!(DaemonSet, DaemonSetSpec, t());
+    let replicaset = apps!(ReplicaSet, ReplicaSetSpec, t());
+    vec![
         (
             "deployments",
             Workload::Template,
-            envelope(
-                "apps/v1",
-                "Deployment",
-                &apps::Deployment {
-                    spec: Some(apps::DeploymentSpec {
-                        template: t(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            ),
+            envelope("apps/v1", "Deployment", &deployment),
         ),
         (
             "statefulsets",
             Workload::Template,
-            envelope(
-                "apps/v1",
-                "StatefulSet",
-                &apps::StatefulSet {
-                    spec: Some(apps::StatefulSetSpec {
-                        template: t(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            ),
+            envelope("apps/v1", "StatefulSet", &statefulset),
         ),
         (
             "daemonsets",
             Workload::Template,
-            envelope(
-                "apps/v1",
-                "DaemonSet",
-                &apps::DaemonSet {
-                    spec: Some(apps::DaemonSetSpec {
-                        template: t(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            ),
+            envelope("apps/v1", "DaemonSet", &daemonset),
         ),
         (
             "replicasets",
             Workload::Template,
-            envelope(
-                "apps/v1",
-                "ReplicaSet",
-                &apps::ReplicaSet {
-                    spec: Some(apps::ReplicaSetSpec {
-                        template: t(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            ),
+            envelope("apps/v1", "ReplicaSet", &replicaset),
         ),
+    ]
+}
+
+fn batch_kinds(spec: &core::PodSpec) -> Vec<Encoded> {
+    let job_spec = batch::JobSpec {
+        template: template(spec.clone()),
+        ..Default::default()
+    };
+    let job_template = batch::JobTemplateSpec {
+        spec: Some(job_spec.clone()),
+        ..Default::default()
+    };
+    let cron_spec = batch::CronJobSpec {
+        job_template: Some(job_template),
+        ..Default::default()
+    };
+    let cron = batch::CronJob {
+        spec: Some(cron_spec),
+        ..Default::default()
+    };
+    let job = batch::Job {
+        spec: Some(job_spec),
+        ..Default::default()
+    };
+    vec![
         (
             "jobs",
             Workload::Template,
-            envelope(
-                "batch/v1",
-                "Job",
-                &batch::Job {
-                    spec: Some(batch::JobSpec {
-                        template: t(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            ),
+            envelope("batch/v1", "Job", &job),
         ),
         (
             "cronjobs",
             Workload::CronJob,
-            envelope(
-                "batch/v1",
-                "CronJob",
-                &batch::CronJob {
-                    spec: Some(batch::CronJobSpec {
-                        job_template: Some(batch::JobTemplateSpec {
-                            spec: Some(batch::JobSpec {
-                                template: t(),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            ),
+            envelope("batch/v1", "CronJob", &cron),
         ),
     ]
 }
@@ -267,9 +242,8 @@ fn a_privileged_container_in_each_list_and_kind_is_tier_four() {
     );
 }
 
-#[test]
-fn pod_level_fields_volumes_and_secret_reads_are_read_from_protobuf() {
-    let host_path = core::Volume {
+fn host_path_volume() -> core::Volume {
+    core::Volume {
         name: Some("root".into()),
         volume_source: Some(core::VolumeSource {
             host_path: Some(core::HostPathVolumeSource {
@@ -278,8 +252,11 @@ fn pod_level_fields_volumes_and_secret_reads_are_read_from_protobuf() {
             }),
             ..Default::default()
         }),
-    };
-    let secret_env = core::Container {
+    }
+}
+
+fn secret_env_container() -> core::Container {
+    core::Container {
         env: vec![core::EnvVar {
             name: Some("P".into()),
             value_from: Some(core::EnvVarSource {
@@ -289,14 +266,17 @@ fn pod_level_fields_volumes_and_secret_reads_are_read_from_protobuf() {
             ..Default::default()
         }],
         ..container("app")
-    };
-    let cases = [
+    }
+}
+
+fn pod_level_cases() -> Vec<(&'static str, Tier, core::PodSpec)> {
+    vec![
         (
             "hostPath volume",
             Tier::T4,
             core::PodSpec {
                 containers: vec![container("app")],
-                volumes: vec![host_path],
+                volumes: vec![host_path_volume()],
                 ..Default::default()
             },
         ),
@@ -341,11 +321,16 @@ fn pod_level_fields_volumes_and_secret_reads_are_read_from_protobuf() {
                 ..Default::default()
             },
         ),
+    ]
+}
+
+fn tier_three_cases() -> Vec<(&'static str, Tier, core::PodSpec)> {
+    vec![
         (
             "reads a Secret into env",
             Tier::T3,
             core::PodSpec {
-                containers: vec![secret_env],
+                containers: vec![secret_env_container()],
                 ..Default::default()
             },
         ),
@@ -358,8 +343,12 @@ fn pod_level_fields_volumes_and_secret_reads_are_read_from_protobuf() {
                 ..Default::default()
             },
         ),
-    ];
-    for (what, tier, spec) in cases {
+    ]
+}
+
+#[test]
+fn pod_level_fields_volumes_and_secret_reads_are_read_from_protobuf() {
+    for (what, tier, spec) in [pod_level_cases(), tier_three_cases()].concat() {
         for (resource, workload, body) in every_kind(spec.clone()) {
             let rated =
                 rate(resource, workload, &body).unwrap_or_else(|| panic!("{what} {resource}"));
