@@ -17,7 +17,6 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use sluice::authn::{Credentials, token_sha256};
-use sluice::classify::classify;
 use sluice::policy::{Action, Policy};
 use sluice::request_info::RequestInfo;
 
@@ -85,7 +84,7 @@ fn hot_path(c: &mut Criterion) {
             b.iter(|| {
                 let info = RequestInfo::parse(black_box(method), black_box(&uri), false);
                 let info = info.unwrap_or_else(|e| panic!("{e}"));
-                let class = classify(&info, &policy, "claude-code");
+                let class = policy.classifier().classify(&info, "claude-code");
                 black_box(policy.decide("claude-code", &info, &class))
             })
         });
@@ -109,9 +108,15 @@ fn stages(c: &mut Criterion) {
         });
         let info = RequestInfo::parse(method, &uri, false).unwrap_or_else(|e| panic!("{e}"));
         group.bench_function(format!("{name}/classify"), |b| {
-            b.iter(|| black_box(classify(black_box(&info), &policy, "claude-code")))
+            b.iter(|| {
+                black_box(
+                    policy
+                        .classifier()
+                        .classify(black_box(&info), "claude-code"),
+                )
+            })
         });
-        let class = classify(&info, &policy, "claude-code");
+        let class = policy.classifier().classify(&info, "claude-code");
         group.bench_function(format!("{name}/decide"), |b| {
             b.iter(|| black_box(policy.decide("claude-code", black_box(&info), &class)))
         });
@@ -173,7 +178,7 @@ fn decide_among(c: &mut Criterion) {
         let policy = Policy::from_yaml(&yaml, Path::new("bench.yaml"))
             .unwrap_or_else(|e| panic!("bench policy: {e}"));
         let agent = format!("agent-{:05}", agents - 1);
-        let class = classify(&info, &policy, &agent);
+        let class = policy.classifier().classify(&info, &agent);
         group.bench_function(format!("{agents}_agents"), |b| {
             b.iter(|| black_box(policy.decide(black_box(&agent), &info, &class)))
         });

@@ -34,7 +34,6 @@ pub mod error;
 pub mod executor;
 pub mod forward;
 pub mod health;
-pub mod inline_str;
 pub mod listener;
 pub mod metrics;
 pub mod permit;

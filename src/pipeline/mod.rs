@@ -22,7 +22,6 @@ use crate::Body;
 use crate::approval::Approvals;
 use crate::audit::AuditLog;
 use crate::authn::{AgentIdentity, Credentials};
-use crate::classify::classify;
 use crate::config::LimitsConfig;
 use crate::error::Refusal;
 use crate::forward::{
@@ -85,7 +84,7 @@ impl Proxy {
         // pin an old policy for minutes.
         let (class, decision) = {
             let policy = self.policy.load();
-            let class = classify(&info, &policy, &agent.name);
+            let class = policy.classifier().classify(&info, &agent.name);
             let decision = policy.decide(&agent.name, &info, &class);
             (class, decision)
         };

@@ -33,7 +33,7 @@ pub struct Record {
     agent: Option<(Arc<str>, &'static str)>,
     info: Option<RequestInfo>,
     class: Option<Classification>,
-    rule: Option<Cow<'static, str>>,
+    rule: Option<Arc<str>>,
     /// allow | deny | escalate | approved | rejected | expired | abandoned
     pub decision: Option<&'static str>,
     /// Replaces the classification's reason: why a request was refused or ended early.
@@ -273,7 +273,6 @@ fn lossless_or_lossy(bytes: &[u8]) -> Cow<'_, str> {
 mod tests {
     use super::*;
     use crate::authn::AuthMethod;
-    use crate::classify::classify;
     use crate::policy::Policy;
 
     fn record(uri: &str) -> Record {
@@ -290,7 +289,7 @@ mod tests {
         });
         let info = RequestInfo::parse(request.method(), request.uri(), false).unwrap();
         let policy = Policy::default();
-        let class = classify(&info, &policy, "claude-code");
+        let class = policy.classifier().classify(&info, "claude-code");
         let decision = policy.decide("claude-code", &info, &class);
         record.set_decision(class, &decision);
         record.set_info(info);

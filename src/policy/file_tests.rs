@@ -101,5 +101,5 @@ fn load_reads_the_file_and_names_it_when_it_cannot() {
 fn the_example_policy_loads() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/policy.yaml");
     let p = Policy::load(&path).unwrap();
-    assert!(p.is_protected("kube-system"));
+    assert!(p.classifier().is_protected("kube-system"));
 }

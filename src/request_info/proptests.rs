@@ -9,8 +9,7 @@ use proptest::prelude::*;
 use super::normalise::normalise_path;
 use super::query::scan_query;
 use super::{MAX_SEGMENTS, Parts, RequestInfo};
-use crate::classify::{Tier, classify};
-use crate::policy::Policy;
+use crate::classify::{Classifier, Tier};
 
 /// (method, path, query, the lowest tier the request may get)
 const TARGETS: &[(&str, &str, &str, Tier)] = &[
@@ -129,7 +128,7 @@ fn tier_of(method: &str, target: &str) -> Option<Result<Tier, String>> {
     let upgrade = method == Method::GET && target.contains("/exec");
     Some(
         RequestInfo::parse(&method, &uri, upgrade)
-            .map(|info| classify(&info, &Policy::default(), "bot").tier)
+            .map(|info| Classifier::default().classify(&info, "bot").tier)
             .map_err(|e| e.0),
     )
 }
