@@ -11,11 +11,10 @@
 //! authn         bearer token (SHA-256 only) or SPIFFE client cert → AgentIdentity
 //! request_info  method + URI → RequestInfo, exactly as kube-apiserver derives it
 //! classify      RequestInfo → Classification {tier T0..T4, reason}
-//! policy        agent rules → Decision {allow | escalate | deny, rule}
+//! policy        agent rules → Verdict {action, rule} → Decision: Allow(Permit) | Escalate | Deny
 //! audit         hash-chained JSONL; the decision event is durable BEFORE anything is forwarded
-//! approval      escalations held open until approved / denied / expired / abandoned
-//! permit        the only key to forwarding: made from an allow decision or an approval
-//! forward       strip client credentials, add ours + X-Request-ID/Audit-ID, stream, splice upgrades
+//! approval      escalations held open until approved (→ Permit) / denied / expired / abandoned
+//! forward       send(Permit, request): strip client credentials, add ours + X-Request-ID/Audit-ID
 //! ```
 //!
 //! Around the data path: [`config`] (sluice.yaml, parsed once into typed structs), [`reload`]
@@ -36,7 +35,6 @@ pub mod forward;
 pub mod health;
 pub mod listener;
 pub mod metrics;
-pub mod permit;
 pub mod pipeline;
 pub mod policy;
 pub mod reload;

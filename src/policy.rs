@@ -1,5 +1,7 @@
-//! `policy.yaml` → [`Policy`]; [`Policy::decide`] turns an agent's classified request into a
-//! [`Decision`].
+//! `policy.yaml` → [`Policy`]; [`Policy::verdict`] says what the rules make of an agent's
+//! classified request, and [`Verdict::decide`] turns that into what comes next: a
+//! [`Decision`] that holds the [`Permit`] to forward, the [`Escalation`] to hold for
+//! approval, or the refusal.
 //!
 //! A `Policy` is compiled once ([`file`]) and never changes: hot reload swaps a whole new one
 //! in (an `ArcSwap<Policy>`), so a request sees the old or the new policy, never a mix.
@@ -10,6 +12,7 @@
 mod file;
 #[cfg(test)]
 mod file_tests;
+mod permit;
 #[cfg(test)]
 mod tests;
 
@@ -17,7 +20,10 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
+use http::HeaderValue;
 use serde::Deserialize;
+
+pub use permit::{Escalation, Lane, Permit};
 
 use crate::classify::{Classification, Classifier, Glob};
 use crate::request_info::RequestInfo;
@@ -63,13 +69,24 @@ pub struct Policy {
     agents: Vec<AgentRules>,
 }
 
-/// The outcome of [`Policy::decide`]. Only this module makes one (private fields), and only a
-/// decision whose [`Decision::effective`] action is allow can become a [`crate::permit::Permit`].
+/// What the rules say about one request: the action, and the rule that chose it. This is
+/// what the audit log records, in observe mode too. Only this module makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
+pub struct Verdict {
     action: Action,
     mode: Mode,
     rule: Arc<str>,
+}
+
+/// What comes next for a request, holding what that step needs.
+#[derive(Debug)]
+pub enum Decision {
+    /// Forward it (also what observe mode does with every request).
+    Allow(Permit),
+    /// Hold it until humans approve; the escalation becomes a permit if they do.
+    Escalate(Escalation),
+    /// Refuse it (403) with this sentence.
+    Deny(String),
 }
 
 #[derive(Debug, Clone)]
@@ -85,21 +102,14 @@ struct Rule {
     matches_no_namespace: bool,
     /// Indexed by tier; `None` falls back to the policy default.
     tiers: [Option<Action>; 5],
-    /// What [`Decision::rule`] says for each tier, built at load.
+    /// What [`Verdict::rule`] says for each tier, built at load.
     labels: [Arc<str>; 5],
 }
 
-impl Decision {
-    /// What policy decided (what is recorded in the audit log).
+impl Verdict {
+    /// What the rules say (what is recorded in the audit log).
     pub fn action(&self) -> Action {
         self.action
-    }
-    /// What happens: in observe mode everything is let through.
-    pub fn effective(&self) -> Action {
-        match self.mode {
-            Mode::Observe => Action::Allow,
-            Mode::Enforce => self.action,
-        }
     }
     pub fn mode(&self) -> Mode {
         self.mode
@@ -110,13 +120,34 @@ impl Decision {
     pub fn rule(&self) -> &str {
         &self.rule
     }
-    /// [`Decision::rule`], to keep (shared, not copied).
+    /// [`Verdict::rule`], to keep (shared, not copied).
     pub fn rule_label(&self) -> Arc<str> {
         self.rule.clone()
     }
+    /// What comes next for the request this verdict is about (`request_id`, `agent`, `info`
+    /// classified as `class`): its action, or, in observe mode, always allow.
+    pub fn decide(
+        &self,
+        request_id: HeaderValue,
+        agent: &Arc<str>,
+        info: &RequestInfo,
+        class: &Classification,
+    ) -> Decision {
+        let permit = || Permit::new(request_id, agent.clone(), info);
+        match (self.mode, self.action) {
+            (Mode::Observe, _) | (Mode::Enforce, Action::Allow) => Decision::Allow(permit()),
+            (Mode::Enforce, Action::Escalate) => {
+                let message = self.message(class, agent, info).into_owned();
+                Decision::Escalate(Escalation::new(permit(), message))
+            }
+            (Mode::Enforce, Action::Deny) => {
+                Decision::Deny(self.message(class, agent, info).into_owned())
+            }
+        }
+    }
+
     /// The sentence a refused agent is told (for allow: `sluice: allowed`), from the same
-    /// request and classification this decision was made for. Built only when it is sent:
-    /// an allowed request, or a refused one in observe mode, never pays for the formatting.
+    /// request and classification this verdict was made for.
     pub fn message(
         &self,
         class: &Classification,
@@ -172,7 +203,8 @@ impl Policy {
         self.agents.iter().map(|a| &*a.name)
     }
 
-    pub fn decide(&self, agent: &str, info: &RequestInfo, class: &Classification) -> Decision {
+    /// What the rules say about `agent` doing `info`, classified as `class`.
+    pub fn verdict(&self, agent: &str, info: &RequestInfo, class: &Classification) -> Verdict {
         let namespace = info.namespace();
         let tier = usize::from(class.tier.as_u8());
         let found = self
@@ -193,7 +225,7 @@ impl Policy {
                 None => (self.default, Arc::from("default")),
             },
         };
-        Decision {
+        Verdict {
             action,
             mode: self.mode,
             rule,

@@ -69,7 +69,7 @@ fn render(
     let class = policy
         .classifier()
         .classify(&info, agent.unwrap_or_default());
-    let decision = agent.map(|agent| policy.decide(agent, &info, &class));
+    let decision = agent.map(|agent| policy.verdict(agent, &info, &class));
     let report = Report {
         verb: info.verb(),
         api_group: info.api_group(),

@@ -3,16 +3,16 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Instant;
 
 use http::{HeaderValue, Method, Request, Uri};
+use tokio::time::Instant;
 
 use super::token_param::redact_tokens;
 use crate::audit::{AuditEvent, Encoded, EventFields, Stage};
 use crate::authn::AgentIdentity;
 use crate::classify::Classification;
 use crate::listener::Peer;
-use crate::policy::Decision;
+use crate::policy::Verdict;
 use crate::request_info::RequestInfo;
 
 /// What a request's `decision` and `complete` events say, kept as the values the pipeline
@@ -109,11 +109,12 @@ impl Record {
         self.class.as_ref()
     }
 
-    /// Takes the classification over, with what policy decided.
-    pub fn set_decision(&mut self, class: Classification, decision: &Decision) {
+    /// Takes the classification over, with what the rules said of it (in observe mode, what
+    /// they would have done).
+    pub fn set_decision(&mut self, class: Classification, verdict: &Verdict) {
         self.class = Some(class);
-        self.decision = Some(decision.action().as_str());
-        self.rule = Some(decision.rule_label());
+        self.decision = Some(verdict.action().as_str());
+        self.rule = Some(verdict.rule_label());
     }
 
     /// Whether the query carried a token (its value is redacted here; the request is refused).
@@ -290,8 +291,8 @@ mod tests {
         let info = RequestInfo::parse(request.method(), request.uri(), false).unwrap();
         let policy = Policy::default();
         let class = policy.classifier().classify(&info, "claude-code");
-        let decision = policy.decide("claude-code", &info, &class);
-        record.set_decision(class, &decision);
+        let verdict = policy.verdict("claude-code", &info, &class);
+        record.set_decision(class, &verdict);
         record.set_info(info);
         record
     }

@@ -37,11 +37,34 @@ fn policy(text: &str) -> Policy {
     Policy::from_yaml(text, Path::new("policy.yaml")).unwrap()
 }
 
-fn decide(policy: &Policy, agent: &str, method: Method, uri: &str) -> Decision {
+fn decide(policy: &Policy, agent: &str, method: Method, uri: &str) -> Verdict {
     let uri: Uri = uri.parse().unwrap();
     let info = RequestInfo::parse(&method, &uri, false).unwrap();
     let class = policy.classifier().classify(&info, agent);
-    policy.decide(agent, &info, &class)
+    policy.verdict(agent, &info, &class)
+}
+
+/// What happens to the request: the [`Decision`] for it, as the action it carries out.
+fn next(policy: &Policy, agent: &str, method: Method, uri: &str) -> Action {
+    let uri: Uri = uri.parse().unwrap();
+    let info = RequestInfo::parse(&method, &uri, false).unwrap();
+    let class = policy.classifier().classify(&info, agent);
+    let id = HeaderValue::from_static("sl_test");
+    let decision =
+        policy
+            .verdict(agent, &info, &class)
+            .decide(id, &Arc::from(agent), &info, &class);
+    match decision {
+        Decision::Allow(permit) => {
+            assert_eq!(
+                (permit.agent(), permit.request_id().as_bytes()),
+                (agent, &b"sl_test"[..])
+            );
+            Action::Allow
+        }
+        Decision::Escalate(_) => Action::Escalate,
+        Decision::Deny(_) => Action::Deny,
+    }
 }
 
 /// The sentence the agent is told for this request.
@@ -49,8 +72,8 @@ fn message(policy: &Policy, agent: &str, method: Method, uri: &str) -> String {
     let uri: Uri = uri.parse().unwrap();
     let info = RequestInfo::parse(&method, &uri, false).unwrap();
     let class = policy.classifier().classify(&info, agent);
-    let decision = policy.decide(agent, &info, &class);
-    decision.message(&class, agent, &info).into_owned()
+    let verdict = policy.verdict(agent, &info, &class);
+    verdict.message(&class, agent, &info).into_owned()
 }
 
 #[test]
@@ -171,7 +194,7 @@ fn first_matching_rule_decides() {
             (action, rule),
             "{agent} {method} {uri}"
         );
-        assert_eq!(d.effective(), action);
+        assert_eq!(next(&p, agent, method.clone(), uri), action);
     }
 }
 
@@ -230,7 +253,10 @@ fn observe_mode_records_but_lets_through() {
     let p = policy("mode: observe\n");
     let d = decide(&p, "a", Method::DELETE, "/api/v1/namespaces/x/pods/p");
     assert_eq!(d.action(), Action::Deny);
-    assert_eq!(d.effective(), Action::Allow);
+    assert_eq!(
+        next(&p, "a", Method::DELETE, "/api/v1/namespaces/x/pods/p"),
+        Action::Allow
+    );
     assert_eq!(d.mode(), Mode::Observe);
     let said = message(&p, "a", Method::DELETE, "/api/v1/namespaces/x/pods/p");
     assert!(said.contains("is not allowed"), "{said}");
@@ -244,7 +270,10 @@ fn default_policy_denies_everything_and_protects_kube_system() {
     assert!(p.classifier().is_protected("kube-system"));
     assert!(!p.classifier().is_protected("kube-system2"));
     let d = decide(&p, "a", Method::GET, "/version");
-    assert_eq!((d.action(), d.effective()), (Action::Deny, Action::Deny));
+    assert_eq!(
+        (d.action(), next(&p, "a", Method::GET, "/version")),
+        (Action::Deny, Action::Deny)
+    );
     // An empty file is the same as the built-in policy.
     let empty = policy("# nothing\n");
     assert!(empty.classifier().is_protected("kube-system"));
@@ -346,6 +375,7 @@ runbooks:
 fn policy_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send_sync::<Policy>();
+    assert_send_sync::<Verdict>();
     assert_send_sync::<Decision>();
 }
 
