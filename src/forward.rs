@@ -85,10 +85,9 @@ pub struct Upstream {
     target: Arc<Target>,
     /// HTTP/2 where the upstream speaks it (ALPN), else HTTP/1.1 (pooled). Requests that
     /// end go over a lane of their own, where they share as few connections as their number
-    /// allows and are framed and flushed together (measured against spreading them over
-    /// four: 7% more requests/s at 64 and 256 agent connections, 6-8% less CPU a request),
-    /// and streams that stay open (watches, logs) over another, so that open watches never
-    /// crowd out ordinary requests. Each lane dials more connections as its streams need.
+    /// allows and are framed and flushed together, and streams that stay open (watches,
+    /// logs) over another, so that open watches never crowd out ordinary requests. Each lane
+    /// dials more connections as its streams need.
     lane: Lane,
     stream_lane: Lane,
     /// HTTP/1.1 only: upgrades (SPDY, WebSocket) need it.
