@@ -14,6 +14,8 @@ mod file;
 mod file_tests;
 mod permit;
 #[cfg(test)]
+mod runbook_tests;
+#[cfg(test)]
 mod tests;
 
 use std::borrow::Cow;
