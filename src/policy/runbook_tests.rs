@@ -9,6 +9,68 @@ use super::tests::policy;
 use super::*;
 use crate::classify::Tier;
 
+/// (agent, method, uri, whether a runbook of [`runbook_operation_shapes`] lowers it to T1)
+const SHAPES: &[(&str, Method, &str, bool)] = &[
+    ("a", Method::POST, "/api/v1/namespaces/x/configmaps", true),
+    (
+        "a",
+        Method::PATCH,
+        "/api/v1/namespaces/x/configmaps/c",
+        true,
+    ),
+    ("a", Method::PUT, "/api/v1/namespaces/x/configmaps/c", false),
+    ("b", Method::POST, "/api/v1/namespaces/x/configmaps", false),
+    (
+        "a",
+        Method::PATCH,
+        "/api/v1/namespaces/x/configmaps/c/status",
+        false,
+    ),
+    (
+        "b",
+        Method::PUT,
+        "/apis/apps/v1/namespaces/x/deployments/w/scale",
+        true,
+    ),
+    (
+        "b",
+        Method::PUT,
+        "/apis/extensions/v1beta1/namespaces/x/deployments/w/scale",
+        false,
+    ),
+    (
+        "b",
+        Method::PUT,
+        "/apis/apps/v1/namespaces/x/deployments/w",
+        false,
+    ),
+    (
+        "b",
+        Method::PATCH,
+        "/api/v1/namespaces/prod/services/s",
+        true,
+    ),
+    (
+        "b",
+        Method::PATCH,
+        "/api/v1/namespaces/prod2/services/s",
+        false,
+    ),
+    // Runbooks never lower T3 or T4.
+    (
+        "a",
+        Method::POST,
+        "/api/v1/namespaces/kube-system/configmaps",
+        false,
+    ),
+    (
+        "a",
+        Method::DELETE,
+        "/api/v1/namespaces/x/configmaps/c",
+        false,
+    ),
+];
+
 #[test]
 fn runbook_operation_shapes() {
     let p = policy(
@@ -25,71 +87,11 @@ runbooks:
     operations: [{verbs: [patch], resources: [services], namespaces: [prod]}]
 ",
     );
-    let lowered = |agent: &str, method: Method, uri: &str| {
+    for (agent, method, uri, lowered) in SHAPES.iter().cloned() {
         let info = RequestInfo::parse(&method, &uri.parse().unwrap(), false).unwrap();
-        p.classifier().classify(&info, agent).tier == Tier::T1
-    };
-    assert!(lowered(
-        "a",
-        Method::POST,
-        "/api/v1/namespaces/x/configmaps"
-    ));
-    assert!(lowered(
-        "a",
-        Method::PATCH,
-        "/api/v1/namespaces/x/configmaps/c"
-    ));
-    assert!(!lowered(
-        "a",
-        Method::PUT,
-        "/api/v1/namespaces/x/configmaps/c"
-    ));
-    assert!(!lowered(
-        "b",
-        Method::POST,
-        "/api/v1/namespaces/x/configmaps"
-    ));
-    assert!(!lowered(
-        "a",
-        Method::PATCH,
-        "/api/v1/namespaces/x/configmaps/c/status"
-    ));
-    assert!(lowered(
-        "b",
-        Method::PUT,
-        "/apis/apps/v1/namespaces/x/deployments/w/scale"
-    ));
-    assert!(!lowered(
-        "b",
-        Method::PUT,
-        "/apis/extensions/v1beta1/namespaces/x/deployments/w/scale"
-    ));
-    assert!(!lowered(
-        "b",
-        Method::PUT,
-        "/apis/apps/v1/namespaces/x/deployments/w"
-    ));
-    assert!(lowered(
-        "b",
-        Method::PATCH,
-        "/api/v1/namespaces/prod/services/s"
-    ));
-    assert!(!lowered(
-        "b",
-        Method::PATCH,
-        "/api/v1/namespaces/prod2/services/s"
-    ));
-    // Runbooks never lower T3 or T4.
-    assert!(!lowered(
-        "a",
-        Method::POST,
-        "/api/v1/namespaces/kube-system/configmaps"
-    ));
-    assert!(!lowered(
-        "a",
-        Method::DELETE,
-        "/api/v1/namespaces/x/configmaps/c"
-    ));
+        let tier = p.classifier().classify(&info, agent).tier;
+        assert_eq!(tier == Tier::T1, lowered, "{agent} {method} {uri}");
+    }
 }
 
 /// A runbook may name every verb but the legacy proxy (always T4, so never lowered); any

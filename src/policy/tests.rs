@@ -75,117 +75,120 @@ fn message(policy: &Policy, agent: &str, method: Method, uri: &str) -> String {
     verdict.message(&class, agent, &info).into_owned()
 }
 
+/// (agent, method, uri, the action, the rule that chose it) under [`POLICY`].
+const FIRST_MATCH: &[(&str, Method, &str, Action, &str)] = &[
+    (
+        "claude-code",
+        Method::GET,
+        "/api/v1/namespaces/dev-a/pods",
+        Action::Allow,
+        "agents.claude-code.rules[0]",
+    ),
+    (
+        "claude-code",
+        Method::POST,
+        "/api/v1/namespaces/dev-a/pods",
+        Action::Escalate,
+        "agents.claude-code.rules[0]",
+    ),
+    (
+        "claude-code",
+        Method::PATCH,
+        "/apis/apps/v1/namespaces/dev-a/deployments/w/scale",
+        Action::Allow,
+        "agents.claude-code.rules[0]",
+    ),
+    (
+        "claude-code",
+        Method::DELETE,
+        "/api/v1/namespaces/staging/pods/p",
+        Action::Escalate,
+        "agents.claude-code.rules[0]",
+    ),
+    (
+        "claude-code",
+        Method::POST,
+        "/api/v1/namespaces/dev-a/pods/p/exec",
+        Action::Deny,
+        "agents.claude-code.rules[0]",
+    ),
+    (
+        "claude-code",
+        Method::POST,
+        "/api/v1/namespaces/team-a/pods",
+        Action::Allow,
+        "agents.claude-code.rules[1]",
+    ),
+    (
+        "claude-code",
+        Method::GET,
+        "/api/v1/namespaces/team-a/pods",
+        Action::Deny,
+        "default (agents.claude-code.rules[1] lists no tier 0)",
+    ),
+    (
+        "claude-code",
+        Method::POST,
+        "/api/v1/namespaces/team-ab/pods",
+        Action::Deny,
+        "default (agents.claude-code.rules[2] lists no tier 2)",
+    ),
+    (
+        "claude-code",
+        Method::GET,
+        "/api/v1/namespaces/prod/pods",
+        Action::Allow,
+        "agents.claude-code.rules[2]",
+    ),
+    (
+        "claude-code",
+        Method::GET,
+        "/api/v1/pods",
+        Action::Allow,
+        "agents.claude-code.rules[2]",
+    ),
+    (
+        "claude-code",
+        Method::GET,
+        "/version",
+        Action::Allow,
+        "agents.claude-code.rules[2]",
+    ),
+    (
+        "lister",
+        Method::GET,
+        "/api/v1/namespaces/prod/pods",
+        Action::Allow,
+        "agents.lister.rules[0]",
+    ),
+    (
+        "lister",
+        Method::GET,
+        "/api/v1/namespaces/prod2/pods",
+        Action::Deny,
+        "default",
+    ),
+    (
+        "lister",
+        Method::GET,
+        "/api/v1/pods",
+        Action::Deny,
+        "default",
+    ),
+    ("idle", Method::GET, "/api/v1/pods", Action::Deny, "default"),
+    (
+        "stranger",
+        Method::GET,
+        "/api/v1/pods",
+        Action::Deny,
+        "default (no rules for agent stranger)",
+    ),
+];
+
 #[test]
 fn first_matching_rule_decides() {
     let p = policy(POLICY);
-    let cases = [
-        (
-            "claude-code",
-            Method::GET,
-            "/api/v1/namespaces/dev-a/pods",
-            Action::Allow,
-            "agents.claude-code.rules[0]",
-        ),
-        (
-            "claude-code",
-            Method::POST,
-            "/api/v1/namespaces/dev-a/pods",
-            Action::Escalate,
-            "agents.claude-code.rules[0]",
-        ),
-        (
-            "claude-code",
-            Method::PATCH,
-            "/apis/apps/v1/namespaces/dev-a/deployments/w/scale",
-            Action::Allow,
-            "agents.claude-code.rules[0]",
-        ),
-        (
-            "claude-code",
-            Method::DELETE,
-            "/api/v1/namespaces/staging/pods/p",
-            Action::Escalate,
-            "agents.claude-code.rules[0]",
-        ),
-        (
-            "claude-code",
-            Method::POST,
-            "/api/v1/namespaces/dev-a/pods/p/exec",
-            Action::Deny,
-            "agents.claude-code.rules[0]",
-        ),
-        (
-            "claude-code",
-            Method::POST,
-            "/api/v1/namespaces/team-a/pods",
-            Action::Allow,
-            "agents.claude-code.rules[1]",
-        ),
-        (
-            "claude-code",
-            Method::GET,
-            "/api/v1/namespaces/team-a/pods",
-            Action::Deny,
-            "default (agents.claude-code.rules[1] lists no tier 0)",
-        ),
-        (
-            "claude-code",
-            Method::POST,
-            "/api/v1/namespaces/team-ab/pods",
-            Action::Deny,
-            "default (agents.claude-code.rules[2] lists no tier 2)",
-        ),
-        (
-            "claude-code",
-            Method::GET,
-            "/api/v1/namespaces/prod/pods",
-            Action::Allow,
-            "agents.claude-code.rules[2]",
-        ),
-        (
-            "claude-code",
-            Method::GET,
-            "/api/v1/pods",
-            Action::Allow,
-            "agents.claude-code.rules[2]",
-        ),
-        (
-            "claude-code",
-            Method::GET,
-            "/version",
-            Action::Allow,
-            "agents.claude-code.rules[2]",
-        ),
-        (
-            "lister",
-            Method::GET,
-            "/api/v1/namespaces/prod/pods",
-            Action::Allow,
-            "agents.lister.rules[0]",
-        ),
-        (
-            "lister",
-            Method::GET,
-            "/api/v1/namespaces/prod2/pods",
-            Action::Deny,
-            "default",
-        ),
-        (
-            "lister",
-            Method::GET,
-            "/api/v1/pods",
-            Action::Deny,
-            "default",
-        ),
-        ("idle", Method::GET, "/api/v1/pods", Action::Deny, "default"),
-        (
-            "stranger",
-            Method::GET,
-            "/api/v1/pods",
-            Action::Deny,
-            "default (no rules for agent stranger)",
-        ),
-    ];
+    let cases = FIRST_MATCH.iter().cloned();
     for (agent, method, uri, action, rule) in cases {
         let d = decide(&p, agent, method.clone(), uri);
         assert_eq!(
