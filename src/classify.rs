@@ -38,6 +38,17 @@ impl Tier {
         self as u8
     }
 
+    /// The tier's number as text: "0" to "4".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::T0 => "0",
+            Tier::T1 => "1",
+            Tier::T2 => "2",
+            Tier::T3 => "3",
+            Tier::T4 => "4",
+        }
+    }
+
     /// The tier numbered `n`, if there is one.
     pub fn from_u8(n: u8) -> Option<Tier> {
         [Tier::T0, Tier::T1, Tier::T2, Tier::T3, Tier::T4]
@@ -48,7 +59,7 @@ impl Tier {
 
 impl fmt::Display for Tier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.as_u8())
+        f.write_str(self.as_str())
     }
 }
 
@@ -68,9 +79,11 @@ impl Classification {
         }
     }
 
-    /// The same, with `note` added to the reason.
-    fn noting(mut self, note: &str) -> Classification {
-        self.reason.push_str(note);
+    /// The same, with `pieces` added to the reason.
+    fn noting(mut self, pieces: &[&str]) -> Classification {
+        for piece in pieces {
+            self.reason.push_str(piece);
+        }
         self
     }
 }
@@ -111,7 +124,7 @@ impl Classifier {
         match self.runbook_for(agent, info) {
             Some(runbook) => Classification {
                 tier: Tier::T1,
-                ..class.noting(&format!(" (runbook {})", runbook.name()))
+                ..class.noting(&[" (runbook ", runbook.name(), ")"])
             },
             None => class,
         }
@@ -163,20 +176,20 @@ impl Classifier {
             && info.name().is_none()
             && is_self_review(info.api_group(), resource)
         {
-            return of(Tier::T0, verb, resource, sub).noting(" (asks what the agent may do)");
+            return of(Tier::T0, verb, resource, sub).noting(&[" (asks what the agent may do)"]);
         }
         if info.dry_run && !secret {
             let class = of(Tier::T0, verb, resource, sub);
-            return Classification::new(class.tier, format!("dry-run {}", class.reason));
+            return Classification::new(class.tier, ["dry-run ", &class.reason].concat());
         }
         if let Some(ns) = namespace.filter(|ns| self.is_protected(ns)) {
-            return Classification::new(Tier::T4, format!("write in protected namespace {ns}"));
+            return Classification::new(Tier::T4, ["write in protected namespace ", ns].concat());
         }
         if is_break_glass_resource(resource) {
             return of(Tier::T4, verb, resource, sub);
         }
         if namespace.is_none() {
-            return of(Tier::T4, verb, resource, sub).noting(" (cluster-scoped)");
+            return of(Tier::T4, verb, resource, sub).noting(&[" (cluster-scoped)"]);
         }
         if secret {
             return of(Tier::T3, verb, resource, sub);
@@ -188,7 +201,7 @@ impl Classifier {
             return of(Tier::T3, verb, resource, sub);
         }
         if sub.is_some_and(|sub| !is_ordinary_subresource(sub)) {
-            return of(Tier::T3, verb, resource, sub).noting(" (unusual subresource)");
+            return of(Tier::T3, verb, resource, sub).noting(&[" (unusual subresource)"]);
         }
         of(Tier::T2, verb, resource, sub)
     }
@@ -249,13 +262,13 @@ fn break_glass_subresource(
     sub: Option<&str>,
 ) -> Option<Classification> {
     let reason = match (verb, resource, sub) {
-        (Verb::Proxy, _, _) | (_, _, Some("proxy")) => format!("proxy to {resource}"),
+        (Verb::Proxy, _, _) | (_, _, Some("proxy")) => ["proxy to ", resource].concat(),
         (_, "pods", Some("exec")) => "exec into a pod".into(),
         (_, "pods", Some("attach")) => "attach to a pod".into(),
         (_, "pods", Some("portforward")) => "port-forward to a pod".into(),
         (_, "pods", Some("ephemeralcontainers")) => "ephemeral container in a pod".into(),
         (_, "serviceaccounts", Some("token")) => "token for a service account".into(),
-        (_, _, Some(sub)) if is_break_glass_subresource(sub) => format!("{sub} on {resource}"),
+        (_, _, Some(sub)) if is_break_glass_subresource(sub) => [sub, " on ", resource].concat(),
         _ => return None,
     };
     Some(Classification::new(Tier::T4, reason))
@@ -263,10 +276,10 @@ fn break_glass_subresource(
 
 fn non_resource(info: &RequestInfo) -> Classification {
     match info.verb() {
-        "get" | "head" => Classification::new(Tier::T0, format!("read of {}", info.path)),
+        "get" | "head" => Classification::new(Tier::T0, ["read of ", &info.path].concat()),
         verb => Classification::new(
             Tier::T4,
-            format!("{verb} to non-resource path {}", info.path),
+            [verb, " to non-resource path ", &info.path].concat(),
         ),
     }
 }
@@ -278,8 +291,8 @@ fn of(tier: Tier, verb: Verb, resource: &str, sub: Option<&str>) -> Classificati
         other => other.as_str(),
     };
     let reason = match sub {
-        Some(sub) => format!("{verb} of {resource}/{sub}"),
-        None => format!("{verb} of {resource}"),
+        Some(sub) => [verb, " of ", resource, "/", sub].concat(),
+        None => [verb, " of ", resource].concat(),
     };
     Classification::new(tier, reason)
 }

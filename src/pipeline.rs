@@ -22,6 +22,7 @@ use crate::Body;
 use crate::approval::Approvals;
 use crate::audit::AuditLog;
 use crate::authn::{AgentIdentity, Credentials};
+use crate::classify::Classification;
 use crate::config::LimitsConfig;
 use crate::error::Refusal;
 use crate::forward::{ForwardError, Upstream, UpstreamBody, X_REQUEST_ID};
@@ -78,7 +79,13 @@ impl Proxy {
     ) -> Result<Response<Body>, Refusal> {
         let agent = self.authenticate(peer, &request, record)?;
         let info = self.request_info(&request, record)?;
-        let decision = self.classify_and_decide(&agent, info, request_id, record);
+        let decision = {
+            // One policy for the whole decision, let go of before any await: a request held
+            // for approval must not pin an old policy for minutes.
+            let policy = self.policy.load();
+            let class = policy.classifier().classify(&info, &agent.name);
+            self.decide(&policy, &agent, info, class, request_id, record)
+        };
         let (permit, request) = match decision {
             Decision::Allow(permit) => {
                 self.record_durably(record).await?;
@@ -134,19 +141,18 @@ impl Proxy {
             .inspect_err(|refusal| record.set_refused(refusal.message()))
     }
 
-    /// Classifies the request and decides what comes next; the record takes the parsed
-    /// request, its classification and the verdict (its events are written from them).
-    fn classify_and_decide(
+    /// What `policy` makes of the classified request, and so what comes next; the record
+    /// takes the parsed request, its classification and the verdict (its events are written
+    /// from them).
+    fn decide(
         &self,
+        policy: &Policy,
         agent: &AgentIdentity,
         info: RequestInfo,
+        class: Classification,
         request_id: HeaderValue,
         record: &mut Record,
     ) -> Decision {
-        // The policy guard is dropped before any await: a request held for approval must not
-        // pin an old policy for minutes.
-        let policy = self.policy.load();
-        let class = policy.classifier().classify(&info, &agent.name);
         let verdict = policy.verdict(&agent.name, &info, &class);
         // Every verdict is in the audit log; the operator's log gets refusals and
         // escalations at info, routine allows at debug.

@@ -257,10 +257,24 @@ fn refusal(
         Action::Escalate => "requires human approval",
         _ => "is not allowed",
     };
-    let tier = class.tier;
-    let reason = &class.reason;
-    let namespace = namespace
-        .map(|ns| format!(" in namespace {ns}"))
-        .unwrap_or_default();
-    format!("sluice: tier {tier} ({reason}) {verdict} for agent {agent}{namespace} (rule {rule})")
+    let (in_namespace, namespace) = match namespace {
+        Some(ns) => (" in namespace ", ns),
+        None => ("", ""),
+    };
+    [
+        "sluice: tier ",
+        class.tier.as_str(),
+        " (",
+        &class.reason,
+        ") ",
+        verdict,
+        " for agent ",
+        agent,
+        in_namespace,
+        namespace,
+        " (rule ",
+        rule,
+        ")",
+    ]
+    .concat()
 }

@@ -257,7 +257,8 @@ impl<'a> Parts<'a> {
             return parts;
         };
         let mut start = 1;
-        for (slot, segment) in parts.segments.iter_mut().zip(rest.split('/')) {
+        let segments = rest.as_bytes().split(|&b| b == b'/');
+        for (slot, segment) in parts.segments.iter_mut().zip(segments) {
             let end = start + segment.len();
             *slot = Span { start, end };
             parts.len += 1;

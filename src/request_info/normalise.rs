@@ -24,6 +24,15 @@ pub(super) fn normalise_path(raw: &str) -> Result<String, RequestInfoError> {
         out.push('/');
         return Ok(out);
     }
+    if !rest.bytes().any(|b| b == b'%' || b.is_ascii_control()) {
+        // Nothing to decode or refuse in a segment's bytes: check the segments, keep as is.
+        for segment in rest.as_bytes().split(|&b| b == b'/') {
+            check_segment(segment)?;
+        }
+        out.push('/');
+        out.push_str(rest);
+        return Ok(out);
+    }
     for segment in rest.split('/') {
         out.push('/');
         let start = out.len();
