@@ -1,5 +1,6 @@
-//! The per-request cost of classification: parse + classify + decide, for a handful of
-//! representative requests (target ≤ 100 ns each), and each stage on its own (`stage/…`),
+//! The per-request cost of classification: parse + classify + decide (the verdict and the
+//! decision it makes, a permit included), for a handful of representative requests (budget
+//! ≤ 150 ns each), and each stage on its own (`stage/…`),
 //! to show where the time goes, and for the refused ones the message the agent is told
 //! (`stage/…/refusal_message`: built only when a refusal is sent, not part of deciding).
 //! `authenticate/{n}_agents`: finding the agent of a bearer token among n agents;
@@ -13,12 +14,20 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use sluice::authn::{Credentials, token_sha256};
-use sluice::classify::classify;
 use sluice::policy::{Action, Policy};
+
+/// The request id and agent a decision's permit carries.
+fn who() -> (HeaderValue, Arc<str>) {
+    (
+        HeaderValue::from_static("sl_bench"),
+        Arc::from("claude-code"),
+    )
+}
 use sluice::request_info::RequestInfo;
 
 const POLICY: &str = "
@@ -78,6 +87,7 @@ fn bench_policy() -> Policy {
 
 fn hot_path(c: &mut Criterion) {
     let policy = bench_policy();
+    let (id, agent) = who();
     let mut group = c.benchmark_group("parse_classify_decide");
     for (name, method, uri) in REQUESTS {
         let uri: Uri = uri.parse().unwrap_or_else(|e| panic!("{uri}: {e}"));
@@ -85,8 +95,9 @@ fn hot_path(c: &mut Criterion) {
             b.iter(|| {
                 let info = RequestInfo::parse(black_box(method), black_box(&uri), false);
                 let info = info.unwrap_or_else(|e| panic!("{e}"));
-                let class = classify(&info, &policy, "claude-code");
-                black_box(policy.decide("claude-code", &info, &class))
+                let class = policy.classifier().classify(&info, "claude-code");
+                let verdict = policy.verdict(&agent, &info, &class);
+                black_box(verdict.decide(id.clone(), &agent, &info, &class))
             })
         });
     }
@@ -95,6 +106,7 @@ fn hot_path(c: &mut Criterion) {
 
 fn stages(c: &mut Criterion) {
     let policy = bench_policy();
+    let (id, agent) = who();
     let mut group = c.benchmark_group("stage");
     for (name, method, uri) in REQUESTS {
         let uri: Uri = uri.parse().unwrap_or_else(|e| panic!("{uri}: {e}"));
@@ -109,17 +121,26 @@ fn stages(c: &mut Criterion) {
         });
         let info = RequestInfo::parse(method, &uri, false).unwrap_or_else(|e| panic!("{e}"));
         group.bench_function(format!("{name}/classify"), |b| {
-            b.iter(|| black_box(classify(black_box(&info), &policy, "claude-code")))
+            b.iter(|| {
+                black_box(
+                    policy
+                        .classifier()
+                        .classify(black_box(&info), "claude-code"),
+                )
+            })
         });
-        let class = classify(&info, &policy, "claude-code");
+        let class = policy.classifier().classify(&info, "claude-code");
         group.bench_function(format!("{name}/decide"), |b| {
-            b.iter(|| black_box(policy.decide("claude-code", black_box(&info), &class)))
+            b.iter(|| {
+                let verdict = policy.verdict(&agent, black_box(&info), &class);
+                black_box(verdict.decide(id.clone(), &agent, &info, &class))
+            })
         });
         // What a refused agent is told: built only for a refusal, after the decision.
-        let decision = policy.decide("claude-code", &info, &class);
-        if decision.action() != Action::Allow {
+        let verdict = policy.verdict(&agent, &info, &class);
+        if verdict.action() != Action::Allow {
             group.bench_function(format!("{name}/refusal_message"), |b| {
-                b.iter(|| black_box(decision.message(black_box(&class), "claude-code", &info)))
+                b.iter(|| black_box(verdict.message(black_box(&class), "claude-code", &info)))
             });
         }
     }
@@ -172,10 +193,14 @@ fn decide_among(c: &mut Criterion) {
         }
         let policy = Policy::from_yaml(&yaml, Path::new("bench.yaml"))
             .unwrap_or_else(|e| panic!("bench policy: {e}"));
-        let agent = format!("agent-{:05}", agents - 1);
-        let class = classify(&info, &policy, &agent);
+        let agent: Arc<str> = Arc::from(format!("agent-{:05}", agents - 1));
+        let id = HeaderValue::from_static("sl_bench");
+        let class = policy.classifier().classify(&info, &agent);
         group.bench_function(format!("{agents}_agents"), |b| {
-            b.iter(|| black_box(policy.decide(black_box(&agent), &info, &class)))
+            b.iter(|| {
+                let verdict = policy.verdict(black_box(&agent), &info, &class);
+                black_box(verdict.decide(id.clone(), &agent, &info, &class))
+            })
         });
     }
     group.finish();

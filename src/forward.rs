@@ -1,6 +1,7 @@
 //! Forwarding to kube-apiserver under sluice's own credentials.
 //!
-//! Only a request that holds a [`Permit`] can be forwarded. On the way out the agent's
+//! Only a request that holds a [`Permit`] can be forwarded, and the permit says all that
+//! forwarding needs: the request id, the agent and the lane. On the way out the agent's
 //! credentials, hop-by-hop headers and any client-chosen `X-Request-ID` / `Audit-ID` are
 //! stripped (`Impersonate-*` never gets this far: the pipeline refuses it), then the
 //! upstream credential, `X-Request-ID` and `Audit-ID` are set. Bodies stream both ways;
@@ -24,7 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::Body;
 use crate::config::{self, UpstreamConfig};
-use crate::permit::Permit;
+use crate::policy::{self, Permit};
 
 pub use auth::UpstreamAuth;
 use headers::{rewrite_request_headers, strip_hop_by_hop};
@@ -47,16 +48,6 @@ pub enum ForwardError {
     /// The upstream credential could not be obtained (token file unreadable, exec failed).
     #[error("upstream credential: {0}")]
     Credential(String),
-}
-
-/// A header value that is different on every request (a request id), marked so HTTP/2
-/// sends it as a literal that is never indexed. Indexed, each one would be added to the
-/// connection's HPACK table and compared against every earlier id there (h2 walks all
-/// entries with the same name): 3.4% of sluice's CPU under load, for entries never reused.
-pub fn per_request_value(value: &str) -> Option<HeaderValue> {
-    let mut value = HeaderValue::from_str(value).ok()?;
-    value.set_sensitive(true);
-    Some(value)
 }
 
 /// `err` and each of its sources, joined by ": " (hyper-util's "client error (SendRequest)"
@@ -83,15 +74,6 @@ pub enum UpstreamError {
     Config(String),
 }
 
-/// Who the request is forwarded for.
-#[derive(Debug, Clone, Copy)]
-pub struct ForwardContext<'a> {
-    pub request_id: &'a str,
-    pub agent: &'a str,
-    /// The response may stream for as long as the agent wants (a watch, a log).
-    pub long_lived: bool,
-}
-
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
 
 /// The apiserver sluice forwards to, with connections of its own.
@@ -99,10 +81,9 @@ pub struct Upstream {
     target: Arc<Target>,
     /// HTTP/2 where the upstream speaks it (ALPN), else HTTP/1.1 (pooled). Requests that
     /// end go over a lane of their own, where they share as few connections as their number
-    /// allows and are framed and flushed together (measured against spreading them over
-    /// four: 7% more requests/s at 64 and 256 agent connections, 6-8% less CPU a request),
-    /// and streams that stay open (watches, logs) over another, so that open watches never
-    /// crowd out ordinary requests. Each lane dials more connections as its streams need.
+    /// allows and are framed and flushed together, and streams that stay open (watches,
+    /// logs) over another, so that open watches never crowd out ordinary requests. Each lane
+    /// dials more connections as its streams need.
     lane: Lane,
     stream_lane: Lane,
     /// HTTP/1.1 only: upgrades (SPDY, WebSocket) need it.
@@ -230,45 +211,27 @@ impl Upstream {
         &self.target.display
     }
 
-    /// Sends a permitted request upstream and returns the response head with its streaming
-    /// body. `upgrade` requests keep their `Connection: Upgrade` and go over HTTP/1.1.
+    /// Sends a permitted request upstream, on the permit's lane, and returns the response
+    /// head with its streaming body. An upgrade keeps its `Connection: Upgrade` and goes
+    /// over HTTP/1.1.
     pub async fn send(
         &self,
-        _permit: Permit,
+        permit: Permit,
         mut request: Request<Body>,
-        ctx: ForwardContext<'_>,
-        upgrade: bool,
     ) -> Result<Response<UpstreamBody>, ForwardError> {
         *request.uri_mut() = self.upstream_uri(request.uri())?;
         // ALPN picks HTTP/2 or HTTP/1.1; a request must not insist on the agent's version.
         *request.version_mut() = Version::HTTP_11;
         let credential = self.target.auth.header().await?;
-        rewrite_request_headers(request.headers_mut(), upgrade);
-        let headers = request.headers_mut();
-        if let Some(value) = credential {
-            headers.insert(header::AUTHORIZATION, value);
-        }
-        let id = per_request_value(ctx.request_id)
-            .ok_or_else(|| ForwardError::Credential("request id is not a header value".into()))?;
-        headers.insert(X_REQUEST_ID, id.clone());
-        headers.insert(AUDIT_ID, id);
-        if self.target.impersonate {
-            let user = HeaderValue::from_str(&format!("sluice:agent:{}", ctx.agent))
-                .map_err(|_| ForwardError::Credential("agent name is not a header value".into()))?;
-            headers.insert("impersonate-user", user);
-            headers.insert(
-                "impersonate-group",
-                HeaderValue::from_static("sluice:agents"),
-            );
-        }
+        self.set_headers(&permit, request.headers_mut(), credential)?;
         let sent = async {
-            if upgrade {
-                let response = self.upgrade_client.request(request).await?;
-                Ok(response.map(UpstreamBody::unslotted))
-            } else if ctx.long_lived {
-                self.stream_lane.send(request).await
-            } else {
-                self.lane.send(request).await
+            match permit.lane() {
+                policy::Lane::Upgrade => {
+                    let response = self.upgrade_client.request(request).await?;
+                    Ok(response.map(UpstreamBody::unslotted))
+                }
+                policy::Lane::Stream => self.stream_lane.send(request).await,
+                policy::Lane::Short => self.lane.send(request).await,
             }
         };
         match tokio::time::timeout(self.target.timeout, sent).await {
@@ -291,6 +254,32 @@ impl Upstream {
                 Ok(response)
             }
         }
+    }
+
+    /// The agent's credentials and ids out; ours, the request id and (if configured) the
+    /// agent to impersonate in.
+    fn set_headers(
+        &self,
+        permit: &Permit,
+        headers: &mut http::HeaderMap,
+        credential: Option<HeaderValue>,
+    ) -> Result<(), ForwardError> {
+        rewrite_request_headers(headers, permit.lane() == policy::Lane::Upgrade);
+        if let Some(value) = credential {
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        headers.insert(X_REQUEST_ID, permit.request_id().clone());
+        headers.insert(AUDIT_ID, permit.request_id().clone());
+        if self.target.impersonate {
+            let user = HeaderValue::from_str(&format!("sluice:agent:{}", permit.agent()))
+                .map_err(|_| ForwardError::Credential("agent name is not a header value".into()))?;
+            headers.insert("impersonate-user", user);
+            headers.insert(
+                "impersonate-group",
+                HeaderValue::from_static("sluice:agents"),
+            );
+        }
+        Ok(())
     }
 
     fn upstream_uri(&self, uri: &Uri) -> Result<Uri, ForwardError> {

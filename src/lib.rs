@@ -20,11 +20,10 @@
 //! request_info  method + URI → RequestInfo, exactly as kube-apiserver derives it
 //! classify      RequestInfo → Classification {tier T0..T4, reason}
 //! inspect       the body of a pod or workload write → a body tier (Pod Security baseline)
-//! policy        agent rules → Decision {allow | escalate | deny, rule}
+//! policy        agent rules → Verdict {action, rule} → Decision: Allow(Permit) | Escalate | Deny
 //! audit         hash-chained JSONL; the decision event is durable BEFORE anything is forwarded
-//! approval      escalations held open until approved / denied / expired / abandoned
-//! permit        the only key to forwarding: made from an allow decision or an approval
-//! forward       strip client credentials, add ours + X-Request-ID/Audit-ID, stream, splice upgrades
+//! approval      escalations held open until approved (→ Permit) / denied / expired / abandoned
+//! forward       send(Permit, request): strip client credentials, add ours + X-Request-ID/Audit-ID
 //! pipeline      runs the stages above for one request; error turns a refusal into a Status
 //! ```
 //!
@@ -41,8 +40,6 @@
 //! metrics       Prometheus counters and histograms
 //! tls           certificates, keys, the server config, SPIFFE ids
 //! request_id    the id the agent, the apiserver and the audit log share
-//! bytescan      vectorised byte scans for paths, queries and audit strings
-//! inline_str    inline strings for the request path
 //! cli           the `sluice` commands
 //! ```
 //!
@@ -52,7 +49,6 @@ mod admin;
 pub mod approval;
 pub mod audit;
 pub mod authn;
-mod bytescan;
 pub mod classify;
 pub mod cli;
 pub mod config;
@@ -60,14 +56,9 @@ mod error;
 mod executor;
 mod forward;
 mod health;
-mod inline_str;
 pub mod inspect;
 mod listener;
 mod metrics;
-// `Permit::was_approved` and its `via` are never read: the Permit that carries the request
-// (issue 25, item 1) uses or removes them.
-#[allow(dead_code)]
-mod permit;
 mod pipeline;
 pub mod policy;
 mod reload;

@@ -15,29 +15,27 @@
 //! anything shorter, or under another prefix, is a non-resource request (verb = method).
 
 mod normalise;
+#[cfg(test)]
+mod proptests;
 mod query;
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod fuzz_tests;
 
 use std::borrow::Cow;
 
 use http::{Method, Uri};
 
-use crate::inline_str::InlineStr;
-use normalise::{clean_path, normalise_path};
+use normalise::normalise_path;
 use query::{QueryFlags, scan_query};
 
 /// What the apiserver will execute for one request.
 ///
 /// One owned string, the normalised path; group, version, namespace, resource, subresource
-/// and name are ranges into it (read them through the accessors), so parsing allocates once.
+/// and name are ranges into it (read them through the accessors).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestInfo {
     /// The normalised path: percent-decoded, without a trailing slash.
-    pub path: PathStr,
+    pub path: String,
     /// A resource request's [`Verb`], or a non-resource request's method; which of the two
     /// is what makes it a resource request.
     verb: RequestVerb,
@@ -53,28 +51,17 @@ pub struct RequestInfo {
     pub upgrade: bool,
 }
 
-/// Bytes of a normalised path kept inline: most API paths are shorter, so parsing a request
-/// allocates nothing.
-const PATH_INLINE: usize = 94;
-
-/// A normalised path ([`RequestInfo::path`]); reads as a `&str`.
-pub type PathStr = InlineStr<PATH_INLINE>;
-
-/// A byte range of [`RequestInfo::path`]: start in the low 32 bits, end in the high 32, so
-/// that it is written and read as one word.
+/// A byte range of [`RequestInfo::path`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Span(u64);
+struct Span {
+    start: usize,
+    end: usize,
+}
 
 impl Span {
-    /// `start..end`; the callers have checked that the path's length fits in a u32.
-    fn new(start: u32, end: u32) -> Span {
-        Span(u64::from(start) | u64::from(end) << 32)
-    }
     /// This range of `path` (empty if it is not one).
-    #[inline]
     fn of(self, path: &str) -> &str {
-        let (start, end) = (self.0 as u32 as usize, (self.0 >> 32) as usize);
-        path.get(start..end).unwrap_or_default()
+        path.get(self.start..self.end).unwrap_or_default()
     }
 }
 
@@ -86,35 +73,17 @@ pub struct RequestInfoError(pub String);
 
 impl RequestInfo {
     /// Parses one request. `upgrade` is true when the client asked for a connection upgrade.
-    ///
-    /// Built in place: on this path, moving a just-written struct costs more than the work
-    /// (a wide load that spans narrower stores stalls until they retire).
     pub fn parse(
         method: &Method,
         uri: &Uri,
         upgrade: bool,
     ) -> Result<RequestInfo, RequestInfoError> {
-        let raw = uri.path();
-        // The common case in one pass; anything else is decoded and checked by the general
-        // path, which also words every refusal.
-        let decoded;
-        let mut parts = Parts::empty(clean_path(raw).unwrap_or_default());
-        let general = !parts.split_clean();
-        if general {
-            decoded = normalise_path(raw)?;
-            parts = Parts::empty(&decoded);
-            // A normalised path has no empty or dot segment, so this cannot fail; if it ever
-            // did, the request is refused rather than read from a partial split.
-            if !parts.split_clean() {
-                return Err(RequestInfoError(format!(
-                    "sluice: {decoded}: path could not be split; refused"
-                )));
-            }
-        }
+        let path = normalise_path(uri.path())?;
         let query = scan_query(uri.query())?;
+        let mut parts = Parts::split(&path);
         let mut info = RequestInfo {
-            path: PathStr::new(),
-            verb: RequestVerb::NonResource(Cow::Borrowed("")),
+            path: String::new(),
+            verb: RequestVerb::NonResource(non_resource_verb(method)),
             api_group: Span::default(),
             api_version: Span::default(),
             namespace: None,
@@ -124,9 +93,9 @@ impl RequestInfo {
             dry_run: false,
             upgrade,
         };
-        info.path.push_str(parts.path);
-        // Only the general path can hold an uppercase letter.
-        info.read_segments(&mut parts, method, query, general)?;
+        info.read_segments(&mut parts, method, query)?;
+        info.path = path;
+        info.check_case()?;
         Ok(info)
     }
 
@@ -186,26 +155,20 @@ impl RequestInfo {
     }
 
     /// Reads the segments as the apiserver does (see the module doc); a path that is not a
-    /// resource path leaves the verb as the lowercase method. `check_case`: the path may hold
-    /// an uppercase letter.
+    /// resource path leaves the verb as the lowercase method.
     fn read_segments(
         &mut self,
         parts: &mut Parts<'_>,
         method: &Method,
         query: QueryFlags,
-        check_case: bool,
     ) -> Result<(), RequestInfoError> {
         let (Some(prefix), Some(_), Some(_)) = (parts.peek(0), parts.peek(1), parts.peek(2)) else {
-            self.verb = RequestVerb::NonResource(non_resource_verb(method));
             return check_non_resource_prefix(parts.peek(0));
         };
         self.api_group = match prefix {
             "api" => Span::default(), // the core group, as an empty range
             "apis" if parts.peek(3).is_some() => parts.span(1).unwrap_or_default(),
-            _ => {
-                self.verb = RequestVerb::NonResource(non_resource_verb(method));
-                return check_non_resource_prefix(Some(prefix));
-            }
+            _ => return check_non_resource_prefix(Some(prefix)),
         };
         parts.skip(if prefix == "api" { 1 } else { 2 });
         self.api_version = parts.next_part()?;
@@ -238,9 +201,6 @@ impl RequestInfo {
             Some(Verb::Proxy) => None,
             _ => parts.span(1),
         };
-        if check_case {
-            self.check_case()?;
-        }
         let verb = match special_verb {
             Some(special) => special,
             None => resource_verb(method, self.name.is_some(), query.watch)?,
@@ -276,7 +236,7 @@ impl RequestInfo {
 /// {ns}/{resource}/{name}/{subresource}`; anything after is the subresource's own business.
 const MAX_SEGMENTS: usize = 9;
 
-/// A cursor over the `/`-separated segments of a normalised path, split once (no allocation).
+/// A cursor over the `/`-separated segments of a normalised path.
 struct Parts<'a> {
     path: &'a str,
     segments: [Span; MAX_SEGMENTS],
@@ -285,20 +245,31 @@ struct Parts<'a> {
 }
 
 impl<'a> Parts<'a> {
-    /// No segments yet: [`Parts::split_clean`] finds them.
-    fn empty(path: &'a str) -> Parts<'a> {
-        Parts {
+    /// The first [`MAX_SEGMENTS`] segments of a normalised `path` (`/` has none).
+    fn split(path: &'a str) -> Parts<'a> {
+        let mut parts = Parts {
             path,
             segments: [Span::default(); MAX_SEGMENTS],
             len: 0,
             at: 0,
+        };
+        let Some(rest) = path.strip_prefix('/').filter(|rest| !rest.is_empty()) else {
+            return parts;
+        };
+        let mut start = 1;
+        let segments = rest.as_bytes().split(|&b| b == b'/');
+        for (slot, segment) in parts.segments.iter_mut().zip(segments) {
+            let end = start + segment.len();
+            *slot = Span { start, end };
+            parts.len += 1;
+            start = end + 1;
         }
+        parts
     }
-    #[inline]
+
     fn span(&self, index: usize) -> Option<Span> {
         self.segments[..self.len].get(self.at + index).copied()
     }
-    #[inline]
     fn peek(&self, index: usize) -> Option<&'a str> {
         Some(self.span(index)?.of(self.path))
     }

@@ -73,7 +73,7 @@ async fn an_undecided_request_expires_after_its_tiers_timeout() {
     };
     let (approvals, _log, _dir) = queue(config).await;
     let (hold, held) = approvals.hold(view(4), abandoned_event()).unwrap();
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     match hold.wait().await {
         Outcome::Expired { after } => assert_eq!(after, Duration::from_millis(300)),
         other => panic!("{other:?}"),

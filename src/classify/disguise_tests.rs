@@ -144,9 +144,8 @@ fn disguise(path: &str, query: &str, tape: &[u8], structural: bool) -> String {
 fn outcome(method: &str, target: &str) -> Result<(RequestInfo, Classification), String> {
     let uri: Uri = target.parse().map_err(|e| format!("{e}"))?;
     let method = Method::from_bytes(method.as_bytes()).map_err(|e| format!("{e}"))?;
-    let policy = Policy::default();
     let info = RequestInfo::parse(&method, &uri, false).map_err(|e| e.0)?;
-    let class = classify(&info, &policy, "bot");
+    let class = Classifier::default().classify(&info, "bot");
     Ok((info, class))
 }
 

@@ -1,24 +1,33 @@
 //! One row per request: every row of the tier table, every verb, core and named groups,
 //! cluster-scoped and namespaced, subresources, dry-run, runbooks and disguises.
 
-use std::path::Path;
-
 use http::{Method, Uri};
 
 use super::*;
 
-const POLICY: &str = "
-protected_namespaces: [kube-system, 'infra-*']
-agents:
-  bot: {rules: [{namespaces: ['*'], tiers: {0: allow}}]}
-  other: {}
-runbooks:
-  scale-web:
-    agents: [bot]
-    operations:
-      - {verbs: [patch, update], resources: [deployments/scale], namespaces: ['dev-*']}
-      - {verbs: [create], resources: [configmaps], api_groups: ['']}
-";
+/// Protected: `kube-system`, `infra-*`. Runbook `scale-web`, for `bot`: patch or update
+/// `deployments/scale` in `dev-*`; create `configmaps` in the core group.
+fn classifier() -> Classifier {
+    let globs = |patterns: &[&str]| -> Vec<Glob> {
+        patterns.iter().map(|p| Glob::new(p).unwrap()).collect()
+    };
+    let operations = vec![
+        Operation::new(
+            vec![Verb::Patch, Verb::Update],
+            vec![("deployments".into(), Some("scale".into()))],
+            None,
+            Some(globs(&["dev-*"])),
+        ),
+        Operation::new(
+            vec![Verb::Create],
+            vec![("configmaps".into(), None)],
+            Some(vec!["".into()]),
+            None,
+        ),
+    ];
+    let runbooks = vec![Runbook::new("scale-web", ["bot"], operations)];
+    Classifier::new(globs(&["kube-system", "infra-*"]), runbooks)
+}
 
 /// (method, uri, tier, the reason, or a fragment of it); the agent is `bot`.
 #[rustfmt::skip]
@@ -260,15 +269,15 @@ const REFUSED: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/watch", "no resource"),
 ];
 
-fn policy() -> Policy {
-    Policy::from_yaml(POLICY, Path::new("policy.yaml")).unwrap()
-}
-
-fn classify_one(policy: &Policy, method: &str, uri: &str) -> Result<Classification, String> {
+fn classify_one(
+    classifier: &Classifier,
+    method: &str,
+    uri: &str,
+) -> Result<Classification, String> {
     let method = Method::from_bytes(method.as_bytes()).unwrap();
     let uri: Uri = uri.parse().unwrap();
     let info = RequestInfo::parse(&method, &uri, false).map_err(|e| e.0)?;
-    Ok(classify(&info, policy, "bot"))
+    Ok(classifier.classify(&info, "bot"))
 }
 
 #[test]
@@ -278,10 +287,10 @@ fn the_tier_table() {
         "{} rows",
         ROWS.len() + REFUSED.len()
     );
-    let policy = policy();
+    let classifier = classifier();
     let mut failures = Vec::new();
     for &(method, uri, tier, reason) in ROWS {
-        match classify_one(&policy, method, uri) {
+        match classify_one(&classifier, method, uri) {
             Ok(class) if class.tier.as_u8() == tier && class.reason.contains(reason) => {}
             outcome => failures.push(format!(
                 "{method} {uri}: want T{tier} {reason:?}, got {outcome:?}"
@@ -289,7 +298,7 @@ fn the_tier_table() {
         }
     }
     for &(method, uri, why) in REFUSED {
-        match classify_one(&policy, method, uri) {
+        match classify_one(&classifier, method, uri) {
             Err(message) if message.contains(why) => {}
             outcome => failures.push(format!(
                 "{method} {uri}: want refusal {why:?}, got {outcome:?}"
@@ -301,25 +310,25 @@ fn the_tier_table() {
 
 #[test]
 fn runbooks_apply_only_to_their_agents() {
-    let policy = policy();
+    let classifier = classifier();
     let uri: Uri = "/apis/apps/v1/namespaces/dev-a/deployments/w/scale"
         .parse()
         .unwrap();
     let info = RequestInfo::parse(&Method::PATCH, &uri, false).unwrap();
-    assert_eq!(classify(&info, &policy, "bot").tier, Tier::T1);
-    assert_eq!(classify(&info, &policy, "other").tier, Tier::T2);
-    assert_eq!(classify(&info, &Policy::default(), "bot").tier, Tier::T2);
+    assert_eq!(classifier.classify(&info, "bot").tier, Tier::T1);
+    assert_eq!(classifier.classify(&info, "other").tier, Tier::T2);
+    assert_eq!(Classifier::default().classify(&info, "bot").tier, Tier::T2);
 }
 
 #[test]
 fn upgrade_is_classified_by_path() {
-    let policy = policy();
+    let classifier = classifier();
     for method in [Method::GET, Method::POST] {
         let uri: Uri = "/api/v1/namespaces/d/pods/p/exec?command=sh"
             .parse()
             .unwrap();
         let info = RequestInfo::parse(&method, &uri, true).unwrap();
-        assert_eq!(classify(&info, &policy, "bot").tier, Tier::T4);
+        assert_eq!(classifier.classify(&info, "bot").tier, Tier::T4);
     }
 }
 

@@ -9,7 +9,6 @@ use std::path::Path;
 use http::{Method, Uri};
 use serde::Serialize;
 
-use crate::classify::classify;
 use crate::config::Config;
 use crate::policy::Policy;
 use crate::request_info::RequestInfo;
@@ -67,8 +66,10 @@ fn render(
         .parse()
         .map_err(|e| (1, format!("sluice: {path:?} is not a request path: {e}")))?;
     let info = RequestInfo::parse(&method, &uri, false).map_err(|e| (1, e.to_string()))?;
-    let class = classify(&info, &policy, agent.unwrap_or_default());
-    let decision = agent.map(|agent| policy.decide(agent, &info, &class));
+    let class = policy
+        .classifier()
+        .classify(&info, agent.unwrap_or_default());
+    let decision = agent.map(|agent| policy.verdict(agent, &info, &class));
     let report = Report {
         verb: info.verb(),
         api_group: info.api_group(),

@@ -2,14 +2,11 @@
 //! that end, or long-lived streams), held directly rather than through a connection pool.
 //!
 //! With HTTP/2 there is little to pool: a request of a lane goes over the lane's first
-//! connection with a stream to spare, so hyper-util's pooled client only added work to each
-//! request (hashing the pool key byte by byte, a locked checkout, a larger future moved at
-//! every await: ~5% of sluice's instructions a request, BENCHMARKS.md session 7). Here a
-//! request takes a stream slot (an atomic add and a reference count), clones the
-//! connection's sender (two reference counts) and is on its way.
+//! connection with a stream to spare. A pool cannot do what a lane must: know how many
+//! streams each connection carries and dial another before a request would wait.
 //!
-//! A connection carries at most as many streams at once as the server allows (its first
-//! SETTINGS frame says; kube-apiserver allows 100 by default since Kubernetes 1.29, 250 or
+//! A connection carries at most as many streams at once as the server allows (its SETTINGS
+//! say, as h2 reads them; kube-apiserver allows 100 by default since Kubernetes 1.29, 250 or
 //! 1000 before), and a stream past that would wait inside the connection for another to end
 //! (for a watch, as long as the watch before it lasts). So a lane dials another connection
 //! when all of its connections are full, and open watches, long lists and responses an agent
@@ -27,19 +24,18 @@
 //! hyper-util's HTTP/1.1 pool, which is what HTTP/1.1 needs.
 
 mod dial;
-mod settings;
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http2::SendRequest;
+use tokio::time::Instant;
 
 use super::HttpsClient;
 use crate::{Body, BoxError};
@@ -55,8 +51,9 @@ const MAX_CONNECTIONS: usize = 64;
 struct Connection {
     sender: SendRequest<Body>,
     streams: AtomicUsize,
-    /// The server's stream limit for this connection ([`settings`]).
-    max_streams: usize,
+    /// The server's stream limit for this connection, as its SETTINGS say (kept by the
+    /// task that drives the connection).
+    max_streams: Arc<AtomicUsize>,
     /// Set when the connection refused a request before sending it (it is closing, though
     /// hyper may not say so yet): it takes no more.
     retired: AtomicBool,
@@ -71,12 +68,13 @@ impl Connection {
     fn slot(self: &Arc<Self>, full_ok: bool) -> Option<Slot> {
         // A plain load first: connections full of watches are passed over by every request
         // that looks for a slot, and each would otherwise pay two read-modify-writes there.
-        let full = || self.streams.load(Ordering::Relaxed) >= self.max_streams;
+        let max_streams = self.max_streams.load(Ordering::Relaxed);
+        let full = || self.streams.load(Ordering::Relaxed) >= max_streams;
         if !self.is_open() || (!full_ok && full()) {
             return None;
         }
         let before = self.streams.fetch_add(1, Ordering::Relaxed);
-        if before >= self.max_streams && !full_ok {
+        if before >= max_streams && !full_ok {
             self.streams.fetch_sub(1, Ordering::Relaxed);
             return None;
         }

@@ -1,80 +1,46 @@
 //! The escalate branch: buffer the body (bounded), record the escalation durably, hold the
-//! request until its approvers decide, record the outcome, and hand back a permit and the
-//! request to forward exactly as it was received — or the refusal the agent reads.
+//! request until its approvers decide, record the outcome, and hand back the permit the
+//! approval grants and the request to forward exactly as it was received — or the refusal
+//! the agent reads.
 
 use bytes::Bytes;
 use http::Request;
+use http::request::Parts;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use tokio::time::Instant;
 
 use super::{Proxy, Record};
 use crate::Body;
 use crate::approval::{ApprovalView, Outcome, body_preview};
 use crate::classify::Classification;
 use crate::error::Refusal;
-use crate::permit::Permit;
+use crate::policy::{Escalation, Permit};
 use crate::request_info::RequestInfo;
 
 /// Holds an escalated request; on approval returns the permit and the rebuilt request.
 pub async fn hold(
     proxy: &Proxy,
     request: Request<Incoming>,
+    escalation: Escalation,
     record: &mut Record,
-    escalation_message: &str,
 ) -> Result<(Permit, Request<Body>), Refusal> {
     // run() hands the classification to the record before anything is escalated; a held
     // request is rare, so its copy is made here rather than on every request.
-    let class = &record.class().cloned().ok_or(Refusal::Internal)?;
-    let approvals = &proxy.approvals;
-    let max = approvals.config().max_body_bytes;
+    let class = record.class().cloned().ok_or(Refusal::Internal)?;
     let (parts, body) = request.into_parts();
-    // The body must arrive within the time the request could be held at all; a client
-    // that stops sending mid-body would otherwise hold this task and its connection forever.
-    // A refusal here is recorded as deny with its reason: the request was never held.
-    let within = approvals.config().timeout_for(class.tier);
-    let body = match tokio::time::timeout(within, read_body(body, max)).await {
-        Ok(read) => read,
-        Err(_) => Err(Refusal::BodyTimeout(format!(
-            "sluice: the request body did not arrive within {}s",
-            within.as_secs()
-        ))),
-    }
-    .inspect_err(|refusal| record.set_refused(refusal.message()))?;
+    let body = receive_body(proxy, body, &class)
+        .await
+        .inspect_err(|refusal| record.set_refused(refusal.message()))?;
     proxy.record_durably(record).await?;
-
-    // run() hands the parsed request to the record before anything is escalated.
-    let view = match record.info() {
-        Some(info) => approval_view(record, info, class, &body),
-        None => return Err(Refusal::Internal),
-    };
-    let mut abandoned = record.to_event();
-    abandoned.decision = Some("abandoned");
-    let (held, view) = approvals.hold(view, abandoned).map_err(|max_pending| {
-        tracing::warn!(request.id = %record.request_id, max_pending, "approval queue full; refusing");
-        // The escalate event is written; this one says it ended there, not held.
-        record.set_refused(format!(
-            "approval queue full (approvals.max_pending {max_pending})"
-        ));
-        Refusal::TooManyPending {
-            retry_after_secs: 30,
-        }
-    })?;
-    tracing::info!(
-        request.id = %record.request_id, approval.id = %view.id,
-        "held for approval: {escalation_message}"
-    );
-    let started = std::time::Instant::now();
-    let outcome = held.wait().await;
-    let waited = started.elapsed();
-    proxy.metrics.approval_wait(waited.as_secs_f64());
-    record.approval_latency_ms = Some(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
+    let outcome = wait_for_approvers(proxy, record, &class, &body, escalation.message()).await?;
     match outcome {
         Outcome::Approved(approved) => {
+            let permit = approved.permit(escalation);
             record.decision = Some("approved");
-            record.approved_by = Some(approved.approvers().to_vec());
+            record.approved_by = Some(permit.approvers().to_vec());
             proxy.record_durably(record).await?;
-            let request = Request::from_parts(parts, crate::error::full(body));
-            Ok((Permit::from_approval(approved), request))
+            Ok((permit, rebuild(parts, body)))
         }
         Outcome::Rejected { by, reason } => {
             record.decision = Some("rejected");
@@ -95,6 +61,67 @@ pub async fn hold(
             )))
         }
     }
+}
+
+/// The held request's body, which must arrive within the time the request could be held
+/// at all: a client that stops sending mid-body would otherwise hold this task and its
+/// connection forever. A refusal here is recorded as deny: the request was never held.
+async fn receive_body(
+    proxy: &Proxy,
+    body: Incoming,
+    class: &Classification,
+) -> Result<Bytes, Refusal> {
+    let config = proxy.approvals.config();
+    let within = config.timeout_for(class.tier);
+    match tokio::time::timeout(within, read_body(body, config.max_body_bytes)).await {
+        Ok(read) => read,
+        Err(_) => Err(Refusal::BodyTimeout(format!(
+            "sluice: the request body did not arrive within {}s",
+            within.as_secs()
+        ))),
+    }
+}
+
+/// Puts the request up for approval and waits for its outcome.
+async fn wait_for_approvers(
+    proxy: &Proxy,
+    record: &mut Record,
+    class: &Classification,
+    body: &[u8],
+    escalation_message: &str,
+) -> Result<Outcome, Refusal> {
+    // run() hands the parsed request to the record before anything is escalated.
+    let view = match record.info() {
+        Some(info) => approval_view(record, info, class, body),
+        None => return Err(Refusal::Internal),
+    };
+    let mut abandoned = record.to_event();
+    abandoned.decision = Some("abandoned");
+    let (held, view) = proxy.approvals.hold(view, abandoned).map_err(|max_pending| {
+        tracing::warn!(request.id = %record.request_id, max_pending, "approval queue full; refusing");
+        // The escalate event is written; this one says it ended there, not held.
+        record.set_refused(format!(
+            "approval queue full (approvals.max_pending {max_pending})"
+        ));
+        Refusal::TooManyPending {
+            retry_after_secs: 30,
+        }
+    })?;
+    tracing::info!(
+        request.id = %record.request_id, approval.id = %view.id,
+        "held for approval: {escalation_message}"
+    );
+    let started = Instant::now();
+    let outcome = held.wait().await;
+    let waited = started.elapsed();
+    proxy.metrics.approval_wait(waited.as_secs_f64());
+    record.approval_latency_ms = Some(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
+    Ok(outcome)
+}
+
+/// The request as it was received, with the body read for the approvers.
+fn rebuild(parts: Parts, body: Bytes) -> Request<Body> {
+    Request::from_parts(parts, crate::error::full(body))
 }
 
 /// Reads a held request's body, refusing (413) one larger than `max`.

@@ -3,16 +3,16 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Instant;
 
 use http::{HeaderValue, Method, Request, Uri};
+use tokio::time::Instant;
 
 use super::token_param::redact_tokens;
 use crate::audit::{AuditEvent, Stage};
 use crate::authn::AgentIdentity;
 use crate::classify::Classification;
 use crate::listener::Peer;
-use crate::policy::Decision;
+use crate::policy::Verdict;
 use crate::request_info::RequestInfo;
 
 /// What a request's `decision` and `complete` events say, kept as the values the pipeline
@@ -33,7 +33,7 @@ pub struct Record {
     agent: Option<(Arc<str>, &'static str)>,
     info: Option<RequestInfo>,
     class: Option<Classification>,
-    rule: Option<Cow<'static, str>>,
+    rule: Option<Arc<str>>,
     /// allow | deny | escalate | approved | rejected | expired | abandoned
     pub decision: Option<&'static str>,
     /// Replaces the classification's reason: why a request was refused or ended early.
@@ -109,11 +109,12 @@ impl Record {
         self.class.as_ref()
     }
 
-    /// Takes the classification over, with what policy decided.
-    pub fn set_decision(&mut self, class: Classification, decision: &Decision) {
+    /// Takes the classification over, with what the rules said of it (in observe mode, what
+    /// they would have done).
+    pub fn set_decision(&mut self, class: Classification, verdict: &Verdict) {
         self.class = Some(class);
-        self.decision = Some(decision.action().as_str());
-        self.rule = Some(decision.rule_label());
+        self.decision = Some(verdict.action().as_str());
+        self.rule = Some(verdict.rule_label());
     }
 
     /// Whether the query carried a token (its value is redacted here; the request is refused).
@@ -174,7 +175,7 @@ impl Record {
         let user_agent = self
             .user_agent
             .as_ref()
-            .map(|v| lossless_or_lossy(v.as_bytes()));
+            .map(|v| String::from_utf8_lossy(v.as_bytes()));
         let info = self.info.as_ref();
         fn text(s: Option<&str>) -> Option<Cow<'_, str>> {
             s.map(Cow::Borrowed)
@@ -236,21 +237,10 @@ impl Record {
     }
 }
 
-/// `bytes` as text: borrowed when it is UTF-8, which the standard library checks many
-/// bytes at a time (`from_utf8_lossy` walks them one by one: ~400 instructions for a
-/// user agent, on every request), else with U+FFFD for what is not.
-fn lossless_or_lossy(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(bytes),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::authn::AuthMethod;
-    use crate::classify::classify;
     use crate::policy::Policy;
 
     fn record(uri: &str) -> Record {
@@ -267,9 +257,9 @@ mod tests {
         });
         let info = RequestInfo::parse(request.method(), request.uri(), false).unwrap();
         let policy = Policy::default();
-        let class = classify(&info, &policy, "claude-code");
-        let decision = policy.decide("claude-code", &info, &class);
-        record.set_decision(class, &decision);
+        let class = policy.classifier().classify(&info, "claude-code");
+        let verdict = policy.verdict("claude-code", &info, &class);
+        record.set_decision(class, &verdict);
         record.set_info(info);
         record
     }

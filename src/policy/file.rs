@@ -6,13 +6,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::glob::Glob;
-use super::label::intern;
-use super::{
-    Action, AgentRules, Mode, Operation, Policy, Rule, Runbook, VerbSet, runbook_verb,
-    runbook_verbs,
-};
-use crate::classify::Tier;
+use super::{Action, AgentRules, Mode, Policy, Rule};
+use crate::classify::{Classifier, Glob, Operation, Runbook, Tier};
+use crate::request_info::Verb;
 use crate::yaml::YamlError;
 
 #[derive(Debug, Deserialize)]
@@ -156,9 +152,8 @@ impl PolicyFile {
         Ok(Policy {
             mode: self.mode,
             default: self.default,
-            protected,
+            classifier: Classifier::new(protected, runbooks),
             agents,
-            runbooks,
         })
     }
 }
@@ -181,8 +176,8 @@ fn compile_rule(errors: &Errors<'_>, key: &str, rule: &RuleFile) -> Result<Rule,
         tiers[usize::from(slot.as_u8())] = Some(action);
     }
     let labels = std::array::from_fn(|n| match tiers[n] {
-        Some(_) => intern(key.to_owned()),
-        None => intern(format!("default ({key} lists no tier {n})")),
+        Some(_) => key.into(),
+        None => format!("default ({key} lists no tier {n})").into(),
     });
     Ok(Rule {
         matches_no_namespace: namespaces.iter().any(Glob::is_any),
@@ -213,16 +208,8 @@ fn compile_runbook(
             op,
         )?);
     }
-    let mut runbook_agents: Vec<Box<str>> =
-        runbook.agents.iter().map(|a| a.as_str().into()).collect();
-    runbook_agents.sort();
-    runbook_agents.dedup();
-    Ok(Runbook {
-        reason: format!(" (runbook {name})").into(),
-        name: name.into(),
-        agents: runbook_agents,
-        operations,
-    })
+    let agents = runbook.agents.iter().map(String::as_str);
+    Ok(Runbook::new(name, agents, operations))
 }
 
 fn compile_operation(
@@ -230,17 +217,22 @@ fn compile_operation(
     key: &str,
     op: &OperationFile,
 ) -> Result<Operation, YamlError> {
-    let mut verbs = VerbSet::default();
+    let mut verbs = Vec::with_capacity(op.verbs.len());
     for (i, name) in op.verbs.iter().enumerate() {
-        let Some(verb) = runbook_verb(name) else {
-            let names: Vec<&str> = runbook_verbs().map(|verb| verb.as_str()).collect();
+        // The legacy proxy verb is always T4, so never lowered.
+        let Some(verb) = Verb::from_name(name).filter(|verb| *verb != Verb::Proxy) else {
+            let names: Vec<&str> = Verb::ALL
+                .iter()
+                .filter(|verb| **verb != Verb::Proxy)
+                .map(|verb| verb.as_str())
+                .collect();
             let message = format!(
                 "unknown verb {name:?}; expected one of {}",
                 names.join(", ")
             );
             return Err(errors.at(format!("{key}.verbs[{i}]"), message));
         };
-        verbs = verbs.with(verb);
+        verbs.push(verb);
     }
     if op.verbs.is_empty() || op.resources.is_empty() {
         let message = "an operation needs at least one verb and one resource".into();
@@ -267,13 +259,9 @@ fn compile_operation(
         Some(patterns) => Some(errors.globs(&format!("{key}.namespaces"), patterns)?),
         None => None,
     };
-    Ok(Operation {
-        verbs,
-        resources,
-        api_groups: op
-            .api_groups
-            .as_ref()
-            .map(|groups| groups.iter().map(|g| g.as_str().into()).collect()),
-        namespaces,
-    })
+    let api_groups = op
+        .api_groups
+        .as_ref()
+        .map(|groups| groups.iter().map(|g| g.as_str().into()).collect());
+    Ok(Operation::new(verbs, resources, api_groups, namespaces))
 }

@@ -1,12 +1,11 @@
-//! Policy decisions: every rule shape, glob edges, fallback, observe mode, runbooks and
-//! messages (reading the file: `file_tests.rs`).
+//! Policy decisions: every rule shape, fallback, observe mode and messages (reading the
+//! file: `file_tests.rs`; runbooks: `runbook_tests.rs`).
 
 use std::path::Path;
 
 use http::{Method, Uri};
 
 use super::*;
-use crate::classify::{Tier, classify};
 
 pub(super) const POLICY: &str = "
 default: deny
@@ -33,137 +32,163 @@ runbooks:
       - {verbs: [patch], resources: [deployments/scale], namespaces: ['dev-*']}
 ";
 
-fn policy(text: &str) -> Policy {
+pub(super) fn policy(text: &str) -> Policy {
     Policy::from_yaml(text, Path::new("policy.yaml")).unwrap()
 }
 
-fn decide(policy: &Policy, agent: &str, method: Method, uri: &str) -> Decision {
+fn decide(policy: &Policy, agent: &str, method: Method, uri: &str) -> Verdict {
     let uri: Uri = uri.parse().unwrap();
     let info = RequestInfo::parse(&method, &uri, false).unwrap();
-    let class = classify(&info, policy, agent);
-    policy.decide(agent, &info, &class)
+    let class = policy.classifier().classify(&info, agent);
+    policy.verdict(agent, &info, &class)
+}
+
+/// What happens to the request: the [`Decision`] for it, as the action it carries out.
+fn next(policy: &Policy, agent: &str, method: Method, uri: &str) -> Action {
+    let uri: Uri = uri.parse().unwrap();
+    let info = RequestInfo::parse(&method, &uri, false).unwrap();
+    let class = policy.classifier().classify(&info, agent);
+    let id = HeaderValue::from_static("sl_test");
+    let decision =
+        policy
+            .verdict(agent, &info, &class)
+            .decide(id, &Arc::from(agent), &info, &class);
+    match decision {
+        Decision::Allow(permit) => {
+            assert_eq!(
+                (permit.agent(), permit.request_id().as_bytes()),
+                (agent, &b"sl_test"[..])
+            );
+            Action::Allow
+        }
+        Decision::Escalate(_) => Action::Escalate,
+        Decision::Deny(_) => Action::Deny,
+    }
 }
 
 /// The sentence the agent is told for this request.
 fn message(policy: &Policy, agent: &str, method: Method, uri: &str) -> String {
     let uri: Uri = uri.parse().unwrap();
     let info = RequestInfo::parse(&method, &uri, false).unwrap();
-    let class = classify(&info, policy, agent);
-    let decision = policy.decide(agent, &info, &class);
-    decision.message(&class, agent, &info).into_owned()
+    let class = policy.classifier().classify(&info, agent);
+    let verdict = policy.verdict(agent, &info, &class);
+    verdict.message(&class, agent, &info).into_owned()
 }
+
+/// (agent, method, uri, the action, the rule that chose it) under [`POLICY`].
+const FIRST_MATCH: &[(&str, Method, &str, Action, &str)] = &[
+    (
+        "claude-code",
+        Method::GET,
+        "/api/v1/namespaces/dev-a/pods",
+        Action::Allow,
+        "agents.claude-code.rules[0]",
+    ),
+    (
+        "claude-code",
+        Method::POST,
+        "/api/v1/namespaces/dev-a/pods",
+        Action::Escalate,
+        "agents.claude-code.rules[0]",
+    ),
+    (
+        "claude-code",
+        Method::PATCH,
+        "/apis/apps/v1/namespaces/dev-a/deployments/w/scale",
+        Action::Allow,
+        "agents.claude-code.rules[0]",
+    ),
+    (
+        "claude-code",
+        Method::DELETE,
+        "/api/v1/namespaces/staging/pods/p",
+        Action::Escalate,
+        "agents.claude-code.rules[0]",
+    ),
+    (
+        "claude-code",
+        Method::POST,
+        "/api/v1/namespaces/dev-a/pods/p/exec",
+        Action::Deny,
+        "agents.claude-code.rules[0]",
+    ),
+    (
+        "claude-code",
+        Method::POST,
+        "/api/v1/namespaces/team-a/pods",
+        Action::Allow,
+        "agents.claude-code.rules[1]",
+    ),
+    (
+        "claude-code",
+        Method::GET,
+        "/api/v1/namespaces/team-a/pods",
+        Action::Deny,
+        "default (agents.claude-code.rules[1] lists no tier 0)",
+    ),
+    (
+        "claude-code",
+        Method::POST,
+        "/api/v1/namespaces/team-ab/pods",
+        Action::Deny,
+        "default (agents.claude-code.rules[2] lists no tier 2)",
+    ),
+    (
+        "claude-code",
+        Method::GET,
+        "/api/v1/namespaces/prod/pods",
+        Action::Allow,
+        "agents.claude-code.rules[2]",
+    ),
+    (
+        "claude-code",
+        Method::GET,
+        "/api/v1/pods",
+        Action::Allow,
+        "agents.claude-code.rules[2]",
+    ),
+    (
+        "claude-code",
+        Method::GET,
+        "/version",
+        Action::Allow,
+        "agents.claude-code.rules[2]",
+    ),
+    (
+        "lister",
+        Method::GET,
+        "/api/v1/namespaces/prod/pods",
+        Action::Allow,
+        "agents.lister.rules[0]",
+    ),
+    (
+        "lister",
+        Method::GET,
+        "/api/v1/namespaces/prod2/pods",
+        Action::Deny,
+        "default",
+    ),
+    (
+        "lister",
+        Method::GET,
+        "/api/v1/pods",
+        Action::Deny,
+        "default",
+    ),
+    ("idle", Method::GET, "/api/v1/pods", Action::Deny, "default"),
+    (
+        "stranger",
+        Method::GET,
+        "/api/v1/pods",
+        Action::Deny,
+        "default (no rules for agent stranger)",
+    ),
+];
 
 #[test]
 fn first_matching_rule_decides() {
     let p = policy(POLICY);
-    let cases = [
-        (
-            "claude-code",
-            Method::GET,
-            "/api/v1/namespaces/dev-a/pods",
-            Action::Allow,
-            "agents.claude-code.rules[0]",
-        ),
-        (
-            "claude-code",
-            Method::POST,
-            "/api/v1/namespaces/dev-a/pods",
-            Action::Escalate,
-            "agents.claude-code.rules[0]",
-        ),
-        (
-            "claude-code",
-            Method::PATCH,
-            "/apis/apps/v1/namespaces/dev-a/deployments/w/scale",
-            Action::Allow,
-            "agents.claude-code.rules[0]",
-        ),
-        (
-            "claude-code",
-            Method::DELETE,
-            "/api/v1/namespaces/staging/pods/p",
-            Action::Escalate,
-            "agents.claude-code.rules[0]",
-        ),
-        (
-            "claude-code",
-            Method::POST,
-            "/api/v1/namespaces/dev-a/pods/p/exec",
-            Action::Deny,
-            "agents.claude-code.rules[0]",
-        ),
-        (
-            "claude-code",
-            Method::POST,
-            "/api/v1/namespaces/team-a/pods",
-            Action::Allow,
-            "agents.claude-code.rules[1]",
-        ),
-        (
-            "claude-code",
-            Method::GET,
-            "/api/v1/namespaces/team-a/pods",
-            Action::Deny,
-            "default (agents.claude-code.rules[1] lists no tier 0)",
-        ),
-        (
-            "claude-code",
-            Method::POST,
-            "/api/v1/namespaces/team-ab/pods",
-            Action::Deny,
-            "default (agents.claude-code.rules[2] lists no tier 2)",
-        ),
-        (
-            "claude-code",
-            Method::GET,
-            "/api/v1/namespaces/prod/pods",
-            Action::Allow,
-            "agents.claude-code.rules[2]",
-        ),
-        (
-            "claude-code",
-            Method::GET,
-            "/api/v1/pods",
-            Action::Allow,
-            "agents.claude-code.rules[2]",
-        ),
-        (
-            "claude-code",
-            Method::GET,
-            "/version",
-            Action::Allow,
-            "agents.claude-code.rules[2]",
-        ),
-        (
-            "lister",
-            Method::GET,
-            "/api/v1/namespaces/prod/pods",
-            Action::Allow,
-            "agents.lister.rules[0]",
-        ),
-        (
-            "lister",
-            Method::GET,
-            "/api/v1/namespaces/prod2/pods",
-            Action::Deny,
-            "default",
-        ),
-        (
-            "lister",
-            Method::GET,
-            "/api/v1/pods",
-            Action::Deny,
-            "default",
-        ),
-        ("idle", Method::GET, "/api/v1/pods", Action::Deny, "default"),
-        (
-            "stranger",
-            Method::GET,
-            "/api/v1/pods",
-            Action::Deny,
-            "default (no rules for agent stranger)",
-        ),
-    ];
+    let cases = FIRST_MATCH.iter().cloned();
     for (agent, method, uri, action, rule) in cases {
         let d = decide(&p, agent, method.clone(), uri);
         assert_eq!(
@@ -171,7 +196,7 @@ fn first_matching_rule_decides() {
             (action, rule),
             "{agent} {method} {uri}"
         );
-        assert_eq!(d.effective(), action);
+        assert_eq!(next(&p, agent, method.clone(), uri), action);
     }
 }
 
@@ -230,7 +255,10 @@ fn observe_mode_records_but_lets_through() {
     let p = policy("mode: observe\n");
     let d = decide(&p, "a", Method::DELETE, "/api/v1/namespaces/x/pods/p");
     assert_eq!(d.action(), Action::Deny);
-    assert_eq!(d.effective(), Action::Allow);
+    assert_eq!(
+        next(&p, "a", Method::DELETE, "/api/v1/namespaces/x/pods/p"),
+        Action::Allow
+    );
     assert_eq!(d.mode(), Mode::Observe);
     let said = message(&p, "a", Method::DELETE, "/api/v1/namespaces/x/pods/p");
     assert!(said.contains("is not allowed"), "{said}");
@@ -241,132 +269,33 @@ fn default_policy_denies_everything_and_protects_kube_system() {
     let p = Policy::default();
     assert_eq!(p.mode, Mode::Enforce);
     assert_eq!(p.default_action(), Action::Deny);
-    assert!(p.is_protected("kube-system"));
-    assert!(!p.is_protected("kube-system2"));
+    assert!(p.classifier().is_protected("kube-system"));
+    assert!(!p.classifier().is_protected("kube-system2"));
     let d = decide(&p, "a", Method::GET, "/version");
-    assert_eq!((d.action(), d.effective()), (Action::Deny, Action::Deny));
+    assert_eq!(
+        (d.action(), next(&p, "a", Method::GET, "/version")),
+        (Action::Deny, Action::Deny)
+    );
     // An empty file is the same as the built-in policy.
     let empty = policy("# nothing\n");
-    assert!(empty.is_protected("kube-system"));
+    assert!(empty.classifier().is_protected("kube-system"));
     assert_eq!(empty.default_action(), Action::Deny);
     assert!(
         !policy(
             "protected_namespaces: []
 "
         )
+        .classifier()
         .is_protected("kube-system")
     );
-}
-
-#[test]
-fn runbook_operation_shapes() {
-    let p = policy(
-        "agents: {a: {}, b: {}}
-runbooks:
-  any-ns:
-    agents: [a]
-    operations: [{verbs: [create, patch], resources: [configmaps]}]
-  grouped:
-    agents: [a, b]
-    operations: [{verbs: [update], resources: [deployments/scale], api_groups: [apps], namespaces: ['*']}]
-  cluster-only-star:
-    agents: [b]
-    operations: [{verbs: [patch], resources: [services], namespaces: [prod]}]
-",
-    );
-    let lowered = |agent: &str, method: Method, uri: &str| {
-        let info = RequestInfo::parse(&method, &uri.parse().unwrap(), false).unwrap();
-        classify(&info, &p, agent).tier == Tier::T1
-    };
-    assert!(lowered(
-        "a",
-        Method::POST,
-        "/api/v1/namespaces/x/configmaps"
-    ));
-    assert!(lowered(
-        "a",
-        Method::PATCH,
-        "/api/v1/namespaces/x/configmaps/c"
-    ));
-    assert!(!lowered(
-        "a",
-        Method::PUT,
-        "/api/v1/namespaces/x/configmaps/c"
-    ));
-    assert!(!lowered(
-        "b",
-        Method::POST,
-        "/api/v1/namespaces/x/configmaps"
-    ));
-    assert!(!lowered(
-        "a",
-        Method::PATCH,
-        "/api/v1/namespaces/x/configmaps/c/status"
-    ));
-    assert!(lowered(
-        "b",
-        Method::PUT,
-        "/apis/apps/v1/namespaces/x/deployments/w/scale"
-    ));
-    assert!(!lowered(
-        "b",
-        Method::PUT,
-        "/apis/extensions/v1beta1/namespaces/x/deployments/w/scale"
-    ));
-    assert!(!lowered(
-        "b",
-        Method::PUT,
-        "/apis/apps/v1/namespaces/x/deployments/w"
-    ));
-    assert!(lowered(
-        "b",
-        Method::PATCH,
-        "/api/v1/namespaces/prod/services/s"
-    ));
-    assert!(!lowered(
-        "b",
-        Method::PATCH,
-        "/api/v1/namespaces/prod2/services/s"
-    ));
-    // Runbooks never lower T3 or T4.
-    assert!(!lowered(
-        "a",
-        Method::POST,
-        "/api/v1/namespaces/kube-system/configmaps"
-    ));
-    assert!(!lowered(
-        "a",
-        Method::DELETE,
-        "/api/v1/namespaces/x/configmaps/c"
-    ));
 }
 
 #[test]
 fn policy_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send_sync::<Policy>();
+    assert_send_sync::<Verdict>();
     assert_send_sync::<Decision>();
-}
-
-#[test]
-fn each_runbook_verb_is_in_its_set_and_no_other_verb_is() {
-    for verb in runbook_verbs() {
-        assert_eq!(runbook_verb(verb.as_str()), Some(verb));
-        let set = VerbSet::default().with(verb);
-        for other in Verb::ALL {
-            assert_eq!(
-                set.contains(other),
-                other == verb,
-                "{verb:?} against {other:?}"
-            );
-        }
-    }
-    // Names a runbook may not use name no runbook verb, whatever Verb knows of them.
-    for name in ["escalate", "GET", "proxy", ""] {
-        assert_eq!(runbook_verb(name), None, "{name:?}");
-    }
-    let get_list = VerbSet::default().with(Verb::Get).with(Verb::List);
-    assert!(get_list.contains(Verb::List) && !get_list.contains(Verb::Watch));
 }
 
 /// Among many agents, each request gets its own agent's rules (they are found by binary
@@ -403,33 +332,5 @@ fn among_many_agents_each_gets_its_own_rules() {
             "{stranger}: {}",
             d.rule()
         );
-    }
-}
-
-/// A runbook's agents, listed in any order, are each found (binary search over the sorted
-/// list); an agent it does not list is not lowered.
-#[test]
-fn a_runbook_finds_each_of_its_agents_in_any_order() {
-    let mut text = String::from("agents:\n");
-    for i in 0..300 {
-        text.push_str(&format!("  agent-{i:03}: {{rules: []}}\n"));
-    }
-    text.push_str(
-        "runbooks:\n  scale:\n    agents: [agent-299, agent-000, agent-150, agent-000]\n    \
-         operations:\n      - {verbs: [patch], resources: [deployments/scale], namespaces: [dev]}\n",
-    );
-    let p = policy(&text);
-    let uri: Uri = "/apis/apps/v1/namespaces/dev/deployments/web/scale"
-        .parse()
-        .unwrap();
-    let info = RequestInfo::parse(&Method::PATCH, &uri, false).unwrap();
-    for (agent, tier) in [
-        ("agent-000", Tier::T1),
-        ("agent-150", Tier::T1),
-        ("agent-299", Tier::T1),
-        ("agent-001", Tier::T2),
-        ("agent-298", Tier::T2),
-    ] {
-        assert_eq!(classify(&info, &p, agent).tier, tier, "{agent}");
     }
 }

@@ -7,112 +7,116 @@ fn parse(method: &str, uri: &str) -> Result<RequestInfo, RequestInfoError> {
     RequestInfo::parse(&method, &uri.parse().unwrap(), false)
 }
 
-/// (method, uri) → (verb, group, version, namespace, resource, subresource, name)
+/// (method, uri, [verb, group, version, namespace, resource, subresource, name])
+type Row = (&'static str, &'static str, [&'static str; 7]);
+
+/// Requests and the fields the apiserver derives for them.
+const ROWS: &[Row] = &[
+    (
+        "GET",
+        "/api/v1/namespaces/d/pods",
+        ["list", "", "v1", "d", "pods", "", ""],
+    ),
+    (
+        "GET",
+        "/api/v1/namespaces/d/pods/p",
+        ["get", "", "v1", "d", "pods", "", "p"],
+    ),
+    (
+        "GET",
+        "/api/v1/pods?watch=1",
+        ["watch", "", "v1", "", "pods", "", ""],
+    ),
+    (
+        "GET",
+        "/api/v1/watch/namespaces/d/pods",
+        ["watch", "", "v1", "d", "pods", "", ""],
+    ),
+    (
+        "GET",
+        "/api/v1/watch/pods/p",
+        ["watch", "", "v1", "", "pods", "", "p"],
+    ),
+    (
+        "GET",
+        "/api/v1/proxy/namespaces/d/pods/p/x/y",
+        ["proxy", "", "v1", "d", "pods", "", "p"],
+    ),
+    (
+        "GET",
+        "/api/v1/namespaces/d",
+        ["get", "", "v1", "d", "namespaces", "", "d"],
+    ),
+    (
+        "PUT",
+        "/api/v1/namespaces/d/finalize",
+        ["update", "", "v1", "d", "namespaces", "finalize", "d"],
+    ),
+    (
+        "GET",
+        "/api/v1/namespaces",
+        ["list", "", "v1", "", "namespaces", "", ""],
+    ),
+    (
+        "POST",
+        "/apis/apps/v1/namespaces/d/deployments",
+        ["create", "apps", "v1", "d", "deployments", "", ""],
+    ),
+    (
+        "PATCH",
+        "/apis/apps/v1/namespaces/d/deployments/w/scale",
+        ["patch", "apps", "v1", "d", "deployments", "scale", "w"],
+    ),
+    (
+        "DELETE",
+        "/apis/apps/v1/namespaces/d/deployments",
+        ["deletecollection", "apps", "v1", "d", "deployments", "", ""],
+    ),
+    (
+        "DELETE",
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles/r",
+        [
+            "delete",
+            "rbac.authorization.k8s.io",
+            "v1",
+            "",
+            "clusterroles",
+            "",
+            "r",
+        ],
+    ),
+    (
+        "HEAD",
+        "/api/v1/nodes/n",
+        ["get", "", "v1", "", "nodes", "", "n"],
+    ),
+    (
+        "GET",
+        "/api/v1/namespaces/d/pods/p/log/extra",
+        ["get", "", "v1", "d", "pods", "log", "p"],
+    ),
+    // A segment that starts with a dot is a name, not a dot segment.
+    (
+        "GET",
+        "/api/v1/namespaces/d/services/s/proxy/.well-known/x",
+        ["get", "", "v1", "d", "services", "proxy", "s"],
+    ),
+    (
+        "GET",
+        "/api/v1/namespaces/d/configmaps/.x..",
+        ["get", "", "v1", "d", "configmaps", "", ".x.."],
+    ),
+    // The same after decoding: the general path's split must accept it too.
+    (
+        "GET",
+        "/api/v1/namespaces/d/configmaps/%2Ex%2E%2E",
+        ["get", "", "v1", "d", "configmaps", "", ".x.."],
+    ),
+];
+
 #[test]
 fn derives_fields_like_the_apiserver() {
-    type Row<'a> = (&'a str, &'a str, [&'a str; 7]);
-    let rows: &[Row<'_>] = &[
-        (
-            "GET",
-            "/api/v1/namespaces/d/pods",
-            ["list", "", "v1", "d", "pods", "", ""],
-        ),
-        (
-            "GET",
-            "/api/v1/namespaces/d/pods/p",
-            ["get", "", "v1", "d", "pods", "", "p"],
-        ),
-        (
-            "GET",
-            "/api/v1/pods?watch=1",
-            ["watch", "", "v1", "", "pods", "", ""],
-        ),
-        (
-            "GET",
-            "/api/v1/watch/namespaces/d/pods",
-            ["watch", "", "v1", "d", "pods", "", ""],
-        ),
-        (
-            "GET",
-            "/api/v1/watch/pods/p",
-            ["watch", "", "v1", "", "pods", "", "p"],
-        ),
-        (
-            "GET",
-            "/api/v1/proxy/namespaces/d/pods/p/x/y",
-            ["proxy", "", "v1", "d", "pods", "", "p"],
-        ),
-        (
-            "GET",
-            "/api/v1/namespaces/d",
-            ["get", "", "v1", "d", "namespaces", "", "d"],
-        ),
-        (
-            "PUT",
-            "/api/v1/namespaces/d/finalize",
-            ["update", "", "v1", "d", "namespaces", "finalize", "d"],
-        ),
-        (
-            "GET",
-            "/api/v1/namespaces",
-            ["list", "", "v1", "", "namespaces", "", ""],
-        ),
-        (
-            "POST",
-            "/apis/apps/v1/namespaces/d/deployments",
-            ["create", "apps", "v1", "d", "deployments", "", ""],
-        ),
-        (
-            "PATCH",
-            "/apis/apps/v1/namespaces/d/deployments/w/scale",
-            ["patch", "apps", "v1", "d", "deployments", "scale", "w"],
-        ),
-        (
-            "DELETE",
-            "/apis/apps/v1/namespaces/d/deployments",
-            ["deletecollection", "apps", "v1", "d", "deployments", "", ""],
-        ),
-        (
-            "DELETE",
-            "/apis/rbac.authorization.k8s.io/v1/clusterroles/r",
-            [
-                "delete",
-                "rbac.authorization.k8s.io",
-                "v1",
-                "",
-                "clusterroles",
-                "",
-                "r",
-            ],
-        ),
-        (
-            "HEAD",
-            "/api/v1/nodes/n",
-            ["get", "", "v1", "", "nodes", "", "n"],
-        ),
-        (
-            "GET",
-            "/api/v1/namespaces/d/pods/p/log/extra",
-            ["get", "", "v1", "d", "pods", "log", "p"],
-        ),
-        // A segment that starts with a dot is a name, not a dot segment.
-        (
-            "GET",
-            "/api/v1/namespaces/d/services/s/proxy/.well-known/x",
-            ["get", "", "v1", "d", "services", "proxy", "s"],
-        ),
-        (
-            "GET",
-            "/api/v1/namespaces/d/configmaps/.x..",
-            ["get", "", "v1", "d", "configmaps", "", ".x.."],
-        ),
-        // The same after decoding: the general path's split must accept it too.
-        (
-            "GET",
-            "/api/v1/namespaces/d/configmaps/%2Ex%2E%2E",
-            ["get", "", "v1", "d", "configmaps", "", ".x.."],
-        ),
-    ];
+    let rows = ROWS;
     for (method, uri, want) in rows {
         let info = parse(method, uri).unwrap();
         let opt = |o: Option<&str>| o.unwrap_or_default().to_owned();
@@ -233,8 +237,8 @@ fn upgrade_is_kept() {
     assert_eq!(info.subresource(), Some("exec"));
 }
 
-/// Paths longer than the inline buffer (a long namespace, a 253-byte name, a decoded one)
-/// spill to the heap and read back field for field; "/" is a non-resource request.
+/// Long paths (a 63-byte namespace, a 253-byte name, a decoded one) read back field for
+/// field; "/" is a non-resource request.
 #[test]
 fn long_paths_and_the_root() {
     let namespace = "n".repeat(63);
@@ -250,7 +254,7 @@ fn long_paths_and_the_root() {
         ),
     ] {
         let info = parse("PATCH", &uri).unwrap();
-        assert!(info.path.len() > PATH_INLINE, "{uri}");
+        assert!(info.path.len() > 330, "{uri}");
         assert_eq!(info.verb(), "patch");
         assert_eq!(info.api_group(), "apps");
         assert_eq!(info.namespace(), Some(namespace.as_str()));

@@ -1,18 +1,27 @@
 //! Dialling the upstream: TCP, TLS and the HTTP/2 handshake of one connection, with the
-//! HTTP/2 settings every lane connection gets.
+//! HTTP/2 settings every lane connection gets, and the task that drives the connection and
+//! keeps its stream limit where the lane can read it.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 use tokio_rustls::TlsConnector;
+use tokio_util::io::{InspectReader, InspectWriter};
 
-use super::settings::Sniffed;
 use crate::executor::BoxingExecutor;
 use crate::{Body, BoxError};
+
+/// Streams a connection carries until the server says otherwise: kube-apiserver's default
+/// since Kubernetes 1.29 (and what Go's HTTP/2 client assumes before it hears).
+const DEFAULT_MAX_STREAMS: usize = 100;
 
 /// What one stream may hold unread: the most sluice buffers for a response its agent is not
 /// reading (hyper's own default, stated here because the bound matters). 2 MiB in flight
@@ -39,8 +48,9 @@ pub(crate) struct Dialer {
 
 /// What a dial gave.
 pub(super) enum Dialled {
-    /// The connection's sender, and its stream limit as the server's SETTINGS give it.
-    Http2(SendRequest<Body>, usize),
+    /// The connection's sender, and its stream limit as the server's SETTINGS give it
+    /// (kept up to date while the connection lives).
+    Http2(SendRequest<Body>, Arc<AtomicUsize>),
     /// The server chose HTTP/1.1 (or nothing) by ALPN.
     NotHttp2,
 }
@@ -69,7 +79,8 @@ impl Dialer {
             .keep_alive_interval(keep_alive)
             .keep_alive_while_idle(true)
             .initial_stream_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW);
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .initial_max_send_streams(DEFAULT_MAX_STREAMS);
         Ok(Dialer {
             host: host.to_owned(),
             port,
@@ -103,16 +114,14 @@ impl Dialer {
         if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
             return Ok(Dialled::NotHttp2);
         }
-        let (tls, limit) = Sniffed::new(tls);
+        let (tls, acked) = watch_settings(tls);
         let (sender, connection) = self.http2.handshake(TokioIo::new(tls)).await?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "upstream HTTP/2 connection ended");
-            }
-        });
-        // The server's SETTINGS come at once; until they have, the lane would not know how
-        // many streams to put on this connection.
-        let limit = limit
+        let limit = Arc::new(AtomicUsize::new(DEFAULT_MAX_STREAMS));
+        let (told, settings) = oneshot::channel();
+        tokio::spawn(drive(connection, acked, limit.clone(), told));
+        // Until the SETTINGS have come, the lane would not know how many streams to put on
+        // this connection (a server may allow fewer than the default).
+        settings
             .await
             .map_err(|_| "the upstream closed the connection before its HTTP/2 SETTINGS")?;
         Ok(Dialled::Http2(sender, limit))
@@ -143,6 +152,77 @@ impl Dialer {
             }
         }
         Err(last.unwrap_or_else(|| format!("{} has no address", self.host).into()))
+    }
+}
+
+/// `tls`, and a receiver told once h2 has applied the server's SETTINGS. The server's side
+/// of a connection opens with them (RFC 9113 §3.4); h2 applies them as it queues their
+/// acknowledgement, and writes that before anything else it has to say: so the first write
+/// after the first read means the server's stream limit is in force.
+fn watch_settings<T>(tls: T) -> (impl AsyncRead + AsyncWrite + Unpin, oneshot::Receiver<()>)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let heard = Arc::new(AtomicBool::new(false));
+    let (tell, acked) = oneshot::channel();
+    let mut tell = Some(tell);
+    let read = {
+        let heard = heard.clone();
+        move |bytes: &[u8]| {
+            if !bytes.is_empty() {
+                heard.store(true, Ordering::Relaxed);
+            }
+        }
+    };
+    let written = move |bytes: &[u8]| {
+        if !bytes.is_empty()
+            && heard.load(Ordering::Relaxed)
+            && let Some(tell) = tell.take()
+        {
+            let _ = tell.send(());
+        }
+    };
+    let tls = InspectWriter::new(InspectReader::new(tls, read), written);
+    (tls, acked)
+}
+
+/// Drives one HTTP/2 connection until it ends. Once the server's SETTINGS are in force
+/// (`acked`), keeps `limit` at its stream limit (read again at every turn: SETTINGS may
+/// change it) and tells `told`.
+async fn drive<T>(
+    connection: http2::Connection<T, Body, BoxingExecutor>,
+    mut acked: oneshot::Receiver<()>,
+    limit: Arc<AtomicUsize>,
+    told: oneshot::Sender<()>,
+) where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let mut connection = std::pin::pin!(connection);
+    let mut told = Some(told);
+    let mut in_force = false;
+    let ended = std::future::poll_fn(|cx| {
+        let polled = connection.as_mut().poll(cx);
+        if !in_force {
+            match std::pin::Pin::new(&mut acked).poll(cx) {
+                std::task::Poll::Ready(Ok(())) => in_force = true,
+                // The connection went away first: the dial hears of it from `told`.
+                std::task::Poll::Ready(Err(_)) => drop(told.take()),
+                std::task::Poll::Pending => {}
+            }
+        }
+        if in_force {
+            // A limit of 0 would mean "no new streams now"; a lane needs one.
+            let max = connection.current_max_send_streams().max(1);
+            limit.store(max, Ordering::Relaxed);
+            if let Some(told) = told.take() {
+                let _ = told.send(());
+            }
+        }
+        polled
+    })
+    .await;
+    if let Err(err) = ended {
+        tracing::debug!(error = %err, "upstream HTTP/2 connection ended");
     }
 }
 

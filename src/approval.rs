@@ -3,7 +3,7 @@
 //! LIFECYCLE of a held request:
 //!
 //! ```text
-//! hold() ──▶ pending ──approve × required──▶ approved  ─▶ forwarded (Permit::from_approval)
+//! hold() ──▶ pending ──approve × required──▶ approved  ─▶ forwarded (Approved::permit)
 //!               │ ──deny────────────────────▶ rejected  ─▶ 403 naming the approver and reason
 //!               │ ──timeout─────────────────▶ expired   ─▶ 403 saying how long it waited
 //!               └ ──agent disconnects───────▶ abandoned    (Hold dropped: entry withdrawn)
@@ -12,16 +12,18 @@
 //! Every transition is broadcast to subscribers (the SSE stream, the webhook) and recorded
 //! in the audit log by the pipeline (abandoned by [`Hold`]'s drop, as nothing else runs).
 
+mod hold;
 mod notify;
 #[cfg(test)]
 mod tests;
 mod view;
 
+pub use hold::Hold;
 pub use notify::{signature, spawn as spawn_notifier};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -30,11 +32,11 @@ use tokio::sync::{broadcast, oneshot};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::classify::Tier;
 use crate::config::ApprovalsConfig;
+use crate::policy::{Escalation, Permit};
 
 pub use view::{ApprovalView, PREVIEW_BYTES, body_preview};
 
-/// Proof that a held request was granted by its quorum; only this module makes one, and
-/// only [`crate::permit::Permit::from_approval`] consumes it.
+/// Proof that a held request was granted by its quorum; only this module makes one.
 #[derive(Debug)]
 pub struct Approved {
     by: Vec<String>,
@@ -44,6 +46,11 @@ impl Approved {
     /// Everyone who approved, in order.
     pub fn approvers(&self) -> &[String] {
         &self.by
+    }
+
+    /// The permit policy sealed in `escalation`, granted by these approvers.
+    pub fn permit(self, escalation: Escalation) -> Permit {
+        escalation.grant(self.by)
     }
 }
 
@@ -104,17 +111,6 @@ struct Pending {
 /// How many decided entries are remembered.
 const DECIDED_KEPT: usize = 1000;
 
-/// A request held for approval. Dropping it before it is settled (the agent went away)
-/// withdraws the entry and records it as abandoned.
-pub struct Hold {
-    approvals: Arc<Approvals>,
-    id: String,
-    verdict: oneshot::Receiver<Outcome>,
-    started: Instant,
-    timeout: Duration,
-    abandoned_event: Option<AuditEvent<'static>>,
-}
-
 impl Approvals {
     pub fn new(config: ApprovalsConfig, audit: AuditLog) -> Arc<Approvals> {
         let (events, _) = broadcast::channel(1024);
@@ -161,14 +157,7 @@ impl Approvals {
             );
         }
         self.publish("new", view.clone());
-        let hold = Hold {
-            approvals: self.clone(),
-            id: view.id.clone(),
-            verdict: rx,
-            started: Instant::now(),
-            timeout,
-            abandoned_event: Some(abandoned_event),
-        };
+        let hold = Hold::new(self.clone(), view.id.clone(), rx, timeout, abandoned_event);
         Ok((hold, view))
     }
 
@@ -289,57 +278,6 @@ impl Approvals {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl Hold {
-    /// Waits for the verdict or the timeout.
-    pub async fn wait(mut self) -> Outcome {
-        let outcome = match tokio::time::timeout(self.timeout, &mut self.verdict).await {
-            Ok(Ok(outcome)) => outcome,
-            // Timed out (or the sender vanished): expire, unless a decision just raced in.
-            _ => match self.approvals.withdraw(&self.id, "expired") {
-                Some(_) => Outcome::Expired {
-                    after: self.timeout,
-                },
-                None => self.verdict.try_recv().unwrap_or(Outcome::Expired {
-                    after: self.timeout,
-                }),
-            },
-        };
-        self.abandoned_event = None;
-        outcome
-    }
-
-    /// How long this request has been held.
-    pub fn waited(&self) -> Duration {
-        self.started.elapsed()
-    }
-}
-
-impl Drop for Hold {
-    fn drop(&mut self) {
-        let Some(mut event) = self.abandoned_event.take() else {
-            return;
-        };
-        if self.approvals.withdraw(&self.id, "abandoned").is_none() {
-            // Decided in the moment before the agent went away: the decision was never acted
-            // on, and without this event the log would show the escalation and nothing after.
-            match self.verdict.try_recv() {
-                Ok(Outcome::Approved(approved)) => {
-                    event.approved_by = Some(approved.by.into());
-                    event.reason = Some("approved, but the agent went away first".into());
-                }
-                Ok(Outcome::Rejected { by, .. }) => {
-                    event.approved_by = Some(vec![by].into());
-                    event.reason = Some("rejected, but the agent went away first".into());
-                }
-                Ok(Outcome::Expired { .. }) | Err(_) => return,
-            }
-        }
-        event.decision = Some("abandoned");
-        event.approval_latency_ms = Some(self.started.elapsed().as_millis() as u64);
-        self.approvals.audit.append_detached(event);
     }
 }
 
