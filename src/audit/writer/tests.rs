@@ -1,5 +1,7 @@
 //! The writer's batching: bounded batches from an overgrown channel, and when detached
 //! events are taken.
+// The writer under test is a plain thread on real time (see writer.rs).
+#![allow(clippy::disallowed_types)]
 
 use std::sync::mpsc;
 
