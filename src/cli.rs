@@ -50,6 +50,14 @@ pub enum Command {
         /// The agent to decide for (needs --config).
         #[arg(long, requires = "config")]
         agent: Option<String>,
+        /// The request body: a pod or workload write is also rated by its pod spec, a
+        /// DELETE by its options (dry run or not).
+        #[arg(long)]
+        body: Option<PathBuf>,
+        /// The body's Content-Type (default: JSON, or YAML for a .yaml/.yml file; for a
+        /// patch, a strategic merge patch, or server-side apply for YAML).
+        #[arg(long, requires = "body")]
+        content_type: Option<String>,
     },
     /// Create a CA, a serving certificate, sluice.yaml, empty credentials and a deny-all policy.
     Init {
@@ -103,7 +111,15 @@ pub fn run(cli: Cli) -> i32 {
             path,
             config,
             agent,
-        } => classify::run(&method, &path, config.as_deref(), agent.as_deref()),
+            body,
+            content_type,
+        } => classify::run(
+            &method,
+            &path,
+            config.as_deref(),
+            agent.as_deref(),
+            body.as_deref().map(|file| (file, content_type.as_deref())),
+        ),
         Command::Init { dir, hosts, force } => init::run(&dir, &hosts, force),
         Command::CheckConfig { config } => check_config::run(&config),
         Command::Agent(AgentCommand::Add(options)) => agent::add(&options),

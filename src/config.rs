@@ -175,6 +175,16 @@ pub struct LimitsConfig {
     pub max_header_bytes: usize,
     #[serde(default = "de::default_max_uri_bytes")]
     pub max_uri_bytes: usize,
+    /// The body of a pod or workload write is read (to rate its pod spec) up to this size;
+    /// beyond it the request is refused with 413.
+    #[serde(default = "de::default_max_inspected_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Such a body must arrive within this time, or the request is refused with 408.
+    #[serde(
+        default = "de::default_body_read_timeout",
+        deserialize_with = "de::duration"
+    )]
+    pub body_read_timeout: Duration,
 }
 
 impl Config {
@@ -275,6 +285,8 @@ impl Default for LimitsConfig {
             shutdown_grace: de::default_shutdown_grace(),
             max_header_bytes: de::default_max_header_bytes(),
             max_uri_bytes: de::default_max_uri_bytes(),
+            max_body_bytes: de::default_max_inspected_body_bytes(),
+            body_read_timeout: de::default_body_read_timeout(),
         }
     }
 }

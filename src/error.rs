@@ -21,10 +21,13 @@ pub enum Refusal {
     Forbidden(String),
     /// The request target is longer than `limits.max_uri_bytes`.
     UriTooLong(usize),
-    /// A held request's body exceeds `approvals.max_body_bytes`.
+    /// A body sluice must read exceeds its limit (`approvals.max_body_bytes` for a held
+    /// request, `limits.max_body_bytes` for one whose tier depends on it).
     PayloadTooLarge(String),
-    /// A held request's body did not arrive in time (a slow-body client holding a task).
+    /// A body sluice must read did not arrive in time (a slow-body client holding a task).
     BodyTimeout(String),
+    /// A body sluice must read is of a type it does not read (it is never rated unread).
+    UnsupportedMediaType(String),
     /// Too many requests are already held for approval.
     TooManyPending { retry_after_secs: u64 },
     /// The audit log cannot be written: nothing may be forwarded (fail closed).
@@ -47,6 +50,7 @@ impl Refusal {
             Refusal::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Refusal::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Refusal::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Refusal::TooManyPending { .. } => StatusCode::TOO_MANY_REQUESTS,
             Refusal::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
@@ -63,6 +67,7 @@ impl Refusal {
             Refusal::BadRequest(_) | Refusal::UriTooLong(_) => "BadRequest",
             Refusal::PayloadTooLarge(_) => "RequestEntityTooLarge",
             Refusal::BodyTimeout(_) => "Timeout",
+            Refusal::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Refusal::TooManyPending { .. } => "TooManyRequests",
             Refusal::AuditUnavailable => "ServiceUnavailable",
             Refusal::UpstreamUnreachable(_) => "ServiceUnavailable",
@@ -82,7 +87,8 @@ impl Refusal {
             Refusal::BadRequest(m)
             | Refusal::Forbidden(m)
             | Refusal::PayloadTooLarge(m)
-            | Refusal::BodyTimeout(m) => m.clone(),
+            | Refusal::BodyTimeout(m)
+            | Refusal::UnsupportedMediaType(m) => m.clone(),
             Refusal::UriTooLong(limit) => {
                 format!("sluice: the request URI is longer than {limit} bytes")
             }

@@ -14,8 +14,61 @@ mod protobuf;
 
 use serde_json::Value;
 
-use crate::classify::Tier;
+use crate::classify::{Classification, Tier};
+use crate::request_info::{RequestInfo, Verb};
 pub use pod_spec::Violation;
+
+/// What a request's body can change about how it is rated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// Nothing: the body streams on untouched.
+    Nothing,
+    /// A create, update or patch of a pod or workload: its pod spec sets a body tier.
+    PodSpec(Workload),
+    /// A DELETE: its `DeleteOptions`, when it has a body, say whether it is a dry run.
+    DeleteOptions,
+}
+
+impl Reads {
+    /// What to read of `info`'s body. A dry-run write changes nothing, so its body is not
+    /// judged; a subresource (`status`, `scale`, `ephemeralcontainers`) is rated by its path.
+    pub fn of(info: &RequestInfo) -> Reads {
+        match info.kube_verb() {
+            Some(Verb::Create | Verb::Update | Verb::Patch)
+                if info.subresource().is_none() && !info.dry_run =>
+            {
+                match Workload::of(info.api_group(), info.resource().unwrap_or("")) {
+                    Some(workload) => Reads::PodSpec(workload),
+                    None => Reads::Nothing,
+                }
+            }
+            Some(Verb::Delete | Verb::DeleteCollection) => Reads::DeleteOptions,
+            _ => Reads::Nothing,
+        }
+    }
+}
+
+/// The body tier of a pod or workload write of `info`, from its `Content-Type` and body.
+pub fn judge_request(
+    info: &RequestInfo,
+    workload: Workload,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Option<BodyTier>, BodyError> {
+    let kind = BodyKind::of(info.kube_verb() == Some(Verb::Patch), content_type)?;
+    judge(workload, info.resource().unwrap_or(""), kind, body)
+}
+
+/// The path tier, raised to the body tier when the body asks for more.
+pub fn raise(class: Classification, body: Option<BodyTier>) -> Classification {
+    match body {
+        Some(body) if body.tier > class.tier => Classification {
+            tier: body.tier,
+            reason: body.reason,
+        },
+        _ => class,
+    }
+}
 
 /// A resource whose writes carry a pod spec, by where the spec sits in its object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +204,27 @@ pub fn judge(
         },
     };
     Ok(rate(&violations(&object, workload), resource))
+}
+
+/// Whether a DELETE's body (its `DeleteOptions`, in JSON, YAML or protobuf) asks for a dry
+/// run: `Some(true)` only for exactly `dryRun: [All]`, as the apiserver reads it; `None`
+/// when the body cannot be read (the delete then keeps its tier).
+pub fn delete_dry_run(body: &[u8], content_type: &str) -> Option<bool> {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let dry_run: Vec<String> = match media {
+        "application/vnd.kubernetes.protobuf" => protobuf::delete_options_dry_run(body)?,
+        "application/yaml" => {
+            serde_json::from_value(yaml(body).ok()?.get("dryRun")?.clone()).ok()?
+        }
+        _ => {
+            let options: Value = serde_json::from_slice(body).ok()?;
+            match options.get("dryRun") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(list) => serde_json::from_value(list.clone()).ok()?,
+            }
+        }
+    };
+    Some(dry_run == ["All"])
 }
 
 /// Every violation in `object`'s pod template.

@@ -3,6 +3,7 @@
 //! typed value (`AgentIdentity` → `RequestInfo` → `Classification` → `Verdict` →
 //! `Decision` → `Permit`), and every refusal goes through [`Refusal::to_response`].
 
+mod body;
 mod completion;
 mod escalate;
 mod record;
@@ -26,6 +27,7 @@ use crate::classify::Classification;
 use crate::config::LimitsConfig;
 use crate::error::Refusal;
 use crate::forward::{ForwardError, Upstream, UpstreamBody, X_REQUEST_ID};
+use crate::inspect;
 use crate::listener::Peer;
 use crate::metrics::Metrics;
 use crate::policy::{Action, Decision, Lane, Permit, Policy};
@@ -78,18 +80,21 @@ impl Proxy {
         record: &mut Record,
     ) -> Result<Response<Body>, Refusal> {
         let agent = self.authenticate(peer, &request, record)?;
-        let info = self.request_info(&request, record)?;
+        let mut info = self.request_info(&request, record)?;
+        let (request, judged) = body::read_if_needed(&self.limits, request.map(boxed), &mut info)
+            .await
+            .inspect_err(|refusal| record.set_refused(refusal.message()))?;
         let decision = {
             // One policy for the whole decision, let go of before any await: a request held
             // for approval must not pin an old policy for minutes.
             let policy = self.policy.load();
-            let class = policy.classifier().classify(&info, &agent.name);
+            let class = inspect::raise(policy.classifier().classify(&info, &agent.name), judged);
             self.decide(&policy, &agent, info, class, request_id, record)
         };
         let (permit, request) = match decision {
             Decision::Allow(permit) => {
                 self.record_durably(record).await?;
-                (permit, request.map(boxed))
+                (permit, request)
             }
             // Boxed: the hold's state would otherwise be part of every request's future,
             // copied when hyper spawns it, for the few requests that escalate.

@@ -46,8 +46,11 @@ pub struct RequestInfo {
     subresource: Option<Span>,
     name: Option<Span>,
     /// The apiserver will not persist this write: a create, update or patch with exactly
-    /// one `dryRun=All`. Never set for DELETE, whose options in a body override the query.
+    /// one `dryRun=All`. Never set here for DELETE, whose options in a body override the
+    /// query: the pipeline sets it once it has read the body.
     pub dry_run: bool,
+    /// The query says `dryRun=All` (what a DELETE without a body is decided by).
+    pub dry_run_in_query: bool,
     pub upgrade: bool,
 }
 
@@ -91,6 +94,7 @@ impl RequestInfo {
             subresource: None,
             name: None,
             dry_run: false,
+            dry_run_in_query: false,
             upgrade,
         };
         info.read_segments(&mut parts, method, query)?;
@@ -205,6 +209,7 @@ impl RequestInfo {
             Some(special) => special,
             None => resource_verb(method, self.name.is_some(), query.watch)?,
         };
+        self.dry_run_in_query = query.dry_run_all;
         self.dry_run =
             query.dry_run_all && matches!(verb, Verb::Create | Verb::Update | Verb::Patch);
         self.verb = RequestVerb::Resource(verb);

@@ -1,8 +1,9 @@
-//! `sluice classify METHOD PATH [--config FILE --agent NAME]`: what sluice would make of one
-//! request, as one JSON object on stdout.
+//! `sluice classify METHOD PATH [--config FILE --agent NAME] [--body FILE [--content-type
+//! TYPE]]`: what sluice would make of one request, as one JSON object on stdout. With a
+//! body, a pod or workload write is rated by its pod spec too, as the proxy rates it.
 //!
-//! Exit codes: 0 classified; 1 sluice refuses the path (the reason on stderr); 2 the method,
-//! the config or the policy cannot be read (the error on stderr).
+//! Exit codes: 0 classified; 1 sluice refuses the path or the body (the reason on stderr);
+//! 2 the method, the config, the policy or the body file cannot be read (the error on stderr).
 
 use std::path::Path;
 
@@ -10,8 +11,9 @@ use http::{Method, Uri};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::inspect::{self, BodyTier, Reads};
 use crate::policy::Policy;
-use crate::request_info::RequestInfo;
+use crate::request_info::{RequestInfo, Verb};
 
 /// What `sluice classify` prints.
 #[derive(Debug, Serialize)]
@@ -32,9 +34,18 @@ struct Report<'a> {
     rule: Option<&'a str>,
 }
 
+/// A body file and its Content-Type, if given.
+pub type BodyArg<'a> = Option<(&'a Path, Option<&'a str>)>;
+
 /// Runs the command; returns the exit code.
-pub fn run(method: &str, path: &str, config: Option<&Path>, agent: Option<&str>) -> i32 {
-    match render(method, path, config, agent) {
+pub fn run(
+    method: &str,
+    path: &str,
+    config: Option<&Path>,
+    agent: Option<&str>,
+    body: BodyArg<'_>,
+) -> i32 {
+    match render(method, path, config, agent, body) {
         Ok(json) => {
             println!("{json}");
             0
@@ -52,6 +63,7 @@ fn render(
     path: &str,
     config: Option<&Path>,
     agent: Option<&str>,
+    body: BodyArg<'_>,
 ) -> Result<String, (i32, String)> {
     let policy = match config {
         None => Policy::default(),
@@ -65,10 +77,15 @@ fn render(
     let uri: Uri = path
         .parse()
         .map_err(|e| (1, format!("sluice: {path:?} is not a request path: {e}")))?;
-    let info = RequestInfo::parse(&method, &uri, false).map_err(|e| (1, e.to_string()))?;
+    let mut info = RequestInfo::parse(&method, &uri, false).map_err(|e| (1, e.to_string()))?;
+    let judged = match body {
+        Some((file, content_type)) => read_body(&mut info, file, content_type)?,
+        None => None,
+    };
     let class = policy
         .classifier()
         .classify(&info, agent.unwrap_or_default());
+    let class = inspect::raise(class, judged);
     let decision = agent.map(|agent| policy.verdict(agent, &info, &class));
     let report = Report {
         verb: info.verb(),
@@ -87,6 +104,39 @@ fn render(
     serde_json::to_string(&report).map_err(|e| (2, format!("sluice: cannot print JSON: {e}")))
 }
 
+/// What the body in `file` makes of the request: a body tier, or (a DELETE) a dry run.
+fn read_body(
+    info: &mut RequestInfo,
+    file: &Path,
+    content_type: Option<&str>,
+) -> Result<Option<BodyTier>, (i32, String)> {
+    let body = std::fs::read(file).map_err(|e| (2, format!("{}: {e}", file.display())))?;
+    let yaml = matches!(
+        file.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
+    let patch = info.kube_verb() == Some(Verb::Patch);
+    let content_type = content_type.unwrap_or(match (patch, yaml) {
+        (false, false) => "application/json",
+        (false, true) => "application/yaml",
+        (true, false) => "application/strategic-merge-patch+json",
+        (true, true) => "application/apply-patch+yaml",
+    });
+    match Reads::of(info) {
+        Reads::Nothing => Ok(None),
+        Reads::PodSpec(workload) => inspect::judge_request(info, workload, content_type, &body)
+            .map_err(|e| (1, format!("sluice: {e}"))),
+        Reads::DeleteOptions => {
+            info.dry_run = if body.is_empty() {
+                info.dry_run_in_query
+            } else {
+                inspect::delete_dry_run(&body, content_type).unwrap_or(false)
+            };
+            Ok(None)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,7 +152,14 @@ mod tests {
 
     #[test]
     fn prints_the_classification() {
-        let json = render("get", "/api/v1/namespaces/prod/secrets/db?x=1", None, None).unwrap();
+        let json = render(
+            "get",
+            "/api/v1/namespaces/prod/secrets/db?x=1",
+            None,
+            None,
+            None,
+        )
+        .unwrap();
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["verb"], "get");
         assert_eq!(value["namespace"], "prod");
@@ -116,7 +173,7 @@ mod tests {
 
     #[test]
     fn with_an_agent_adds_decision_and_rule() {
-        let json = render("GET", "/api/v1/pods", None, Some("bot")).unwrap();
+        let json = render("GET", "/api/v1/pods", None, Some("bot"), None).unwrap();
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["decision"], "deny");
         assert_eq!(value["rule"], "default (no rules for agent bot)");
@@ -125,7 +182,7 @@ mod tests {
         let policy =
             "agents:\n  bot:\n    rules:\n      - {namespaces: ['*'], tiers: {0: allow}}\n";
         let config = write_config(dir.path(), policy);
-        let json = render("GET", "/api/v1/pods", Some(&config), Some("bot")).unwrap();
+        let json = render("GET", "/api/v1/pods", Some(&config), Some("bot"), None).unwrap();
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["decision"], "allow");
         assert_eq!(value["rule"], "agents.bot.rules[0]");
@@ -134,7 +191,7 @@ mod tests {
     #[test]
     fn exit_codes() {
         assert_eq!(
-            render("GET", "/api/v1/namespaces/a%2Fb/pods", None, None)
+            render("GET", "/api/v1/namespaces/a%2Fb/pods", None, None, None)
                 .unwrap_err()
                 .0,
             1
@@ -144,6 +201,7 @@ mod tests {
                 "GET",
                 "/api/v1/pods",
                 Some(Path::new("/nonexistent/s.yaml")),
+                None,
                 None
             )
             .unwrap_err()
@@ -152,9 +210,59 @@ mod tests {
         );
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), "default: maybe\n");
-        let (code, message) = render("GET", "/api/v1/pods", Some(&config), None).unwrap_err();
+        let (code, message) = render("GET", "/api/v1/pods", Some(&config), None, None).unwrap_err();
         assert_eq!(code, 2);
         assert!(message.contains("default"), "{message}");
-        assert_eq!(run("GET", "/version", None, None), 0);
+        assert_eq!(run("GET", "/version", None, None, None), 0);
+    }
+
+    #[test]
+    fn a_body_raises_the_tier_and_names_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let pod = dir.path().join("pod.yaml");
+        std::fs::write(
+            &pod,
+            "spec:\n  containers: [{name: a, image: x, securityContext: {privileged: true}}]\n",
+        )
+        .unwrap();
+        let path = "/api/v1/namespaces/dev/pods";
+        let json = render("POST", path, None, None, Some((&pod, None))).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["tier"], 4);
+        assert_eq!(
+            value["reason"],
+            "privileged container in pods (spec.containers[0])"
+        );
+        let plain = render("POST", path, None, None, None).unwrap();
+        assert!(plain.contains("\"tier\":2"), "{plain}");
+        let cm = render(
+            "POST",
+            "/api/v1/namespaces/dev/configmaps",
+            None,
+            None,
+            Some((&pod, None)),
+        );
+        assert!(
+            cm.unwrap().contains("\"tier\":2"),
+            "other resources' bodies are not read"
+        );
+
+        let (code, message) =
+            render("POST", path, None, None, Some((&pod, Some("text/plain")))).unwrap_err();
+        assert_eq!(code, 1);
+        assert!(message.contains("text/plain"), "{message}");
+        let missing = Some((Path::new("/nonexistent/body.json"), None));
+        assert_eq!(render("POST", path, None, None, missing).unwrap_err().0, 2);
+
+        let options = dir.path().join("delete.json");
+        std::fs::write(&options, r#"{"dryRun":["All"]}"#).unwrap();
+        let json = render(
+            "DELETE",
+            "/api/v1/namespaces/dev/pods/x",
+            None,
+            None,
+            Some((&options, None)),
+        );
+        assert!(json.unwrap().contains("\"tier\":0"));
     }
 }

@@ -210,3 +210,9 @@ pub(super) fn default_max_header_bytes() -> usize {
 pub(super) fn default_max_uri_bytes() -> usize {
     8 * 1024
 }
+pub(super) fn default_max_inspected_body_bytes() -> usize {
+    4 * 1024 * 1024
+}
+pub(super) fn default_body_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}

@@ -63,6 +63,15 @@ pub fn decode(body: &[u8], workload: Workload) -> Result<Value, String> {
     })
 }
 
+/// The `dryRun` of a protobuf `DeleteOptions`.
+pub fn delete_options_dry_run(body: &[u8]) -> Option<Vec<String>> {
+    let unknown = Unknown::decode(body.strip_prefix(MAGIC)?).ok()?;
+    let raw = unknown.raw.unwrap_or_default();
+    let options =
+        k8s_pb::apimachinery::pkg::apis::meta::v1::DeleteOptions::decode(raw.as_slice()).ok()?;
+    Some(options.dry_run)
+}
+
 /// The pod template of a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or
 /// ReplicationController.
 fn workload_template(kind: &str, raw: &[u8]) -> Result<Option<core::PodTemplateSpec>, String> {

@@ -465,3 +465,35 @@ fn yaml_merge_keys_are_expanded_as_the_apiserver_does() {
         "privileged container in pods (spec.containers[0])"
     );
 }
+
+#[test]
+fn a_delete_is_a_dry_run_only_when_its_options_say_exactly_all() {
+    let json = "application/json";
+    assert_eq!(
+        delete_dry_run(br#"{"kind":"DeleteOptions","dryRun":["All"]}"#, json),
+        Some(true)
+    );
+    assert_eq!(
+        delete_dry_run(br#"{"propagationPolicy":"Background"}"#, json),
+        Some(false)
+    );
+    assert_eq!(
+        delete_dry_run(br#"{"dryRun":["All","All"]}"#, json),
+        Some(false)
+    );
+    assert_eq!(delete_dry_run(br#"{"dryRun":"All"}"#, json), None);
+    assert_eq!(delete_dry_run(b"{not json", json), None);
+    assert_eq!(
+        delete_dry_run(b"dryRun: [All]\n", "application/yaml"),
+        Some(true)
+    );
+    let options = k8s_pb::apimachinery::pkg::apis::meta::v1::DeleteOptions {
+        dry_run: vec!["All".into()],
+        ..Default::default()
+    };
+    let body = super::protobuf_tests::envelope("v1", "DeleteOptions", &options);
+    assert_eq!(
+        delete_dry_run(&body, "application/vnd.kubernetes.protobuf"),
+        Some(true)
+    );
+}

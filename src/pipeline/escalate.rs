@@ -6,10 +6,10 @@
 use bytes::Bytes;
 use http::Request;
 use http::request::Parts;
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+
 use tokio::time::Instant;
 
+use super::body::read_within;
 use super::{Proxy, Record};
 use crate::Body;
 use crate::approval::{ApprovalView, Outcome, body_preview};
@@ -21,7 +21,7 @@ use crate::request_info::RequestInfo;
 /// Holds an escalated request; on approval returns the permit and the rebuilt request.
 pub async fn hold(
     proxy: &Proxy,
-    request: Request<Incoming>,
+    request: Request<Body>,
     escalation: Escalation,
     record: &mut Record,
 ) -> Result<(Permit, Request<Body>), Refusal> {
@@ -29,7 +29,14 @@ pub async fn hold(
     // request is rare, so its copy is made here rather than on every request.
     let class = record.class().cloned().ok_or(Refusal::Internal)?;
     let (parts, body) = request.into_parts();
-    let body = receive_body(proxy, body, &class)
+    // The body must arrive within the time the request could be held at all: a client that
+    // stops sending mid-body would otherwise hold this task and its connection forever. A
+    // refusal here is recorded as deny: the request was never held.
+    let (max, within) = {
+        let config = proxy.approvals.config();
+        (config.max_body_bytes, config.timeout_for(class.tier))
+    };
+    let body = read_within(body, max, within, "approvals.max_body_bytes")
         .await
         .inspect_err(|refusal| record.set_refused(refusal.message()))?;
     proxy.record_durably(record).await?;
@@ -60,25 +67,6 @@ pub async fn hold(
                 after.as_secs()
             )))
         }
-    }
-}
-
-/// The held request's body, which must arrive within the time the request could be held
-/// at all: a client that stops sending mid-body would otherwise hold this task and its
-/// connection forever. A refusal here is recorded as deny: the request was never held.
-async fn receive_body(
-    proxy: &Proxy,
-    body: Incoming,
-    class: &Classification,
-) -> Result<Bytes, Refusal> {
-    let config = proxy.approvals.config();
-    let within = config.timeout_for(class.tier);
-    match tokio::time::timeout(within, read_body(body, config.max_body_bytes)).await {
-        Ok(read) => read,
-        Err(_) => Err(Refusal::BodyTimeout(format!(
-            "sluice: the request body did not arrive within {}s",
-            within.as_secs()
-        ))),
     }
 }
 
@@ -123,22 +111,6 @@ async fn wait_for_approvers(
 fn rebuild(parts: Parts, body: Bytes) -> Request<Body> {
     Request::from_parts(parts, crate::error::full(body))
 }
-
-/// Reads a held request's body, refusing (413) one larger than `max`.
-async fn read_body(body: Incoming, max: usize) -> Result<Bytes, Refusal> {
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-            Err(Refusal::PayloadTooLarge(format!(
-                "sluice: a request held for approval may carry at most {max} bytes (approvals.max_body_bytes)"
-            )))
-        }
-        Err(err) => Err(Refusal::BadRequest(format!(
-            "sluice: could not read the request body: {err}"
-        ))),
-    }
-}
-
 fn approval_view(
     record: &Record,
     info: &RequestInfo,

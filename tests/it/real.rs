@@ -16,16 +16,18 @@ use crate::support::kas::{Kas, kas};
 use crate::support::sluice::{Options, Sluice};
 use crate::support::{Kubectl, kubectl};
 
+mod body_tiers;
+
 /// sluice in front of the real apiserver, an agent kubeconfig, and the test's namespace.
-struct Real {
-    kas: &'static Kas,
-    sluice: Sluice,
-    kc: PathBuf,
-    ns: String,
+pub(super) struct Real {
+    pub kas: &'static Kas,
+    pub sluice: Sluice,
+    pub kc: PathBuf,
+    pub ns: String,
 }
 
 impl Real {
-    async fn start(test: &str, options: Options) -> Option<Real> {
+    pub async fn start(test: &str, options: Options) -> Option<Real> {
         let kas = kas(test)?;
         let ns = kas.namespace(&test.replace('_', "-")).await;
         let sluice = Sluice::start_with(kas, options).await;
@@ -39,11 +41,11 @@ impl Real {
     }
 
     /// `kubectl -n NS ARGS...` through sluice; panics unless it succeeds.
-    async fn kubectl(&self, args: &[&str]) -> String {
+    pub async fn kubectl(&self, args: &[&str]) -> String {
         self.kubectl_stdin(args, "").await
     }
 
-    async fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> String {
+    pub async fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> String {
         let mut command = Kubectl::new(&self.kc).args(&["-n", &self.ns]).args(args);
         if !stdin.is_empty() {
             command = command.stdin(stdin.as_bytes());
@@ -58,18 +60,18 @@ impl Real {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    async fn exists(&self, object: &str) -> bool {
+    pub async fn exists(&self, object: &str) -> bool {
         self.kas.exists(&self.ns, object).await
     }
 
-    async fn object(&self, object: &str) -> Value {
+    pub async fn object(&self, object: &str) -> Value {
         self.kas.get_json(&self.ns, object).await
     }
 
     /// Every request sluice let through has the apiserver's own audit event under the same
     /// id, naming the same verb, resource, namespace, name and subresource; returns the
     /// apiserver's events by id.
-    async fn assert_joined(&self) -> Vec<(Value, Value)> {
+    pub async fn assert_joined(&self) -> Vec<(Value, Value)> {
         let forwarded = self.forwarded_requests().await;
         assert!(!forwarded.is_empty(), "sluice forwarded nothing");
         let ids: Vec<String> = forwarded
@@ -444,6 +446,18 @@ async fn server_dry_run_create_and_delete_change_nothing_and_are_tier_zero() {
         .map(|(ours, _)| ours)
         .expect("the dry-run create went through sluice");
     assert_eq!(dry_create["tier"], 0, "{dry_create}");
+    // kubectl puts a delete's dryRun in its DeleteOptions body, which the apiserver reads
+    // instead of the query: sluice reads it too, and a dry-run delete changes nothing.
+    let dry_delete = pairs
+        .iter()
+        .find(|(ours, _)| ours["verb"] == "delete" && ours["name"] == "kept")
+        .map(|(ours, _)| ours)
+        .expect("the dry-run delete went through sluice");
+    assert_eq!(
+        (dry_delete["tier"].as_u64(), dry_delete["reason"].as_str()),
+        (Some(0), Some("dry-run delete of configmaps")),
+        "{dry_delete}"
+    );
 }
 
 #[tokio::test]
