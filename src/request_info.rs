@@ -98,8 +98,12 @@ impl RequestInfo {
             upgrade,
         };
         info.read_segments(&mut parts, method, query)?;
+        // Only a path with an uppercase letter can have a field that is not lowercase.
+        let check_case = path.bytes().any(|b| b.is_ascii_uppercase());
         info.path = path;
-        info.check_case()?;
+        if check_case {
+            info.check_case()?;
+        }
         Ok(info)
     }
 
