@@ -3,8 +3,6 @@
 //! its decision event in the log, joined on X-Request-ID.
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
@@ -79,6 +77,58 @@ fn verify(sluice: &Sluice) -> std::process::Output {
         .unwrap()
 }
 
+/// Waits until the upstream has received `count` requests (a signal, not a sleep).
+async fn wait_for_traffic(api: &ApiServer, count: usize, round: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while api.requests().len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "round {round}: traffic never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Appends a write torn by the crash (the writer never acknowledged it): cut on start.
+fn tear_the_log_tail(sluice: &Sluice) {
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(sluice.path("audit.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut log, b"{\"seq\":999999,\"timestamp\":\"20").unwrap();
+}
+
+fn assert_the_log_verifies(sluice: &Sluice, round: usize) {
+    let out = verify(sluice);
+    assert!(
+        out.status.success(),
+        "round {round}: verify failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every request the upstream received has its decision event, joined on X-Request-ID.
+fn assert_no_decision_lost(api: &ApiServer, events: &[serde_json::Value], round: usize) {
+    let decided: HashSet<&str> = events
+        .iter()
+        .filter(|e| e["stage"] == "decision")
+        .filter_map(|e| e["request_id"].as_str())
+        .collect();
+    let missing: Vec<String> = api
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("x-request-id").map(str::to_owned))
+        .filter(|id| !decided.contains(id.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "round {round}: the upstream received {} requests with no decision event: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
 #[tokio::test]
 async fn kill_9_under_load_loses_no_decision_and_the_log_verifies() {
     let api = ApiServer::start().await;
@@ -90,63 +140,24 @@ async fn kill_9_under_load_loses_no_decision_and_the_log_verifies() {
         },
     )
     .await;
-    let recovered = Arc::new(AtomicBool::new(false));
+    let mut recovered = false;
     for round in 0..3 {
         let before = api.requests().len();
         let mut clients = start_clients(&sluice);
-        // Kill once traffic is flowing well (a signal, not a sleep).
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while api.requests().len() < before + 150 {
-            assert!(
-                Instant::now() < deadline,
-                "round {round}: traffic never got going"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        // Kill once traffic is flowing well.
+        wait_for_traffic(&api, before + 150, round).await;
         sluice.kill().await;
         while clients.join_next().await.is_some() {}
         if round == 1 {
-            // A write torn by the crash (the writer never acknowledged it): cut on start.
-            let mut log = std::fs::OpenOptions::new()
-                .append(true)
-                .open(sluice.path("audit.jsonl"))
-                .unwrap();
-            std::io::Write::write_all(&mut log, b"{\"seq\":999999,\"timestamp\":\"20").unwrap();
+            tear_the_log_tail(&sluice);
         }
 
         sluice = sluice.restart().await;
-        let out = verify(&sluice);
-        assert!(
-            out.status.success(),
-            "round {round}: verify failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_the_log_verifies(&sluice, round);
         let events = sluice.audit_events();
-        if events.iter().any(|e| e["stage"] == "recovery") {
-            recovered.store(true, Ordering::Relaxed);
-        }
-        let decided: HashSet<&str> = events
-            .iter()
-            .filter(|e| e["stage"] == "decision")
-            .filter_map(|e| e["request_id"].as_str())
-            .collect();
-        let missing: Vec<String> = api
-            .requests()
-            .iter()
-            .filter_map(|r| r.header("x-request-id").map(str::to_owned))
-            .filter(|id| !decided.contains(id.as_str()))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "round {round}: the upstream received {} requests with no decision event: {:?}",
-            missing.len(),
-            &missing[..missing.len().min(5)]
-        );
+        recovered |= events.iter().any(|e| e["stage"] == "recovery");
+        assert_no_decision_lost(&api, &events, round);
         assert_still_serving(&sluice).await;
     }
-    assert!(
-        recovered.load(Ordering::Relaxed),
-        "the torn tail was not recorded"
-    );
+    assert!(recovered, "the torn tail was not recorded");
 }

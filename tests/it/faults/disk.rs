@@ -61,30 +61,25 @@ fn verify(path: &Path) -> std::process::Output {
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_full_disk_refuses_everything_and_forwards_nothing_until_space_returns() {
-    let Some(disk) = SmallDisk::mount("256k") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
-        return;
-    };
-    let api = ApiServer::start().await;
+/// Starts sluice with its audit log moved onto `log` (on the small disk).
+async fn start_logging_to(api: &ApiServer, log: &Path) -> Sluice {
     let sluice = Sluice::start_with(
-        &api,
+        api,
         Options {
             audit_sync: "fsync",
             ..Options::default()
         },
     )
     .await;
-    let log = disk.path("audit.jsonl");
     let config = std::fs::read_to_string(sluice.path("sluice.yaml")).unwrap();
     let moved = config.replace("path: audit.jsonl", &format!("path: \"{}\"", log.display()));
     assert_ne!(config, moved);
     std::fs::write(sluice.path("sluice.yaml"), moved).unwrap();
-    let sluice = sluice.restart().await;
-    assert_eq!(status(&exchange(&sluice, &raw::get(PODS)).await), 200);
+    sluice.restart().await
+}
 
-    disk.fill();
+/// With the disk full, requests are refused with 503 and none of them reaches the upstream.
+async fn assert_refused_and_not_forwarded(api: &ApiServer, sluice: &Sluice) {
     // The log's last page may still hold a few lines, and a batch that failed and was cut
     // back leaves its room behind: a request whose decision still fits is durable and is
     // served. Once nothing fits, everything is refused, and no refused request reaches the
@@ -92,7 +87,7 @@ async fn a_full_disk_refuses_everything_and_forwards_nothing_until_space_returns
     let mut refused_in_a_row = 0;
     let mut forwarded = api.requests().len();
     for _ in 0..200 {
-        let text = exchange(&sluice, &raw::get(PODS)).await;
+        let text = exchange(sluice, &raw::get(PODS)).await;
         match status(&text) {
             503 => {
                 assert!(text.contains("audit log"), "{text}");
@@ -117,21 +112,18 @@ async fn a_full_disk_refuses_everything_and_forwards_nothing_until_space_returns
         refused_in_a_row, 20,
         "a full disk never refused 20 requests in a row"
     );
+}
 
-    disk.free();
-    eventually("requests flow again", &sluice, || async {
-        status(&exchange(&sluice, &raw::get(PODS)).await) == 200
-    })
-    .await;
-    let out = verify(&log);
+/// The log verifies, and every request the upstream saw has its decision in it.
+fn assert_the_log_verifies_and_holds_every_decision(api: &ApiServer, log: &Path) {
+    let out = verify(log);
     assert!(
         out.status.success(),
         "verify after ENOSPC: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    // Every request the upstream saw has its decision in the log.
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = std::fs::read_to_string(log).unwrap();
     for r in api.requests() {
         let id = r.header("x-request-id").unwrap();
         assert!(
@@ -139,4 +131,26 @@ async fn a_full_disk_refuses_everything_and_forwards_nothing_until_space_returns
             "{id} not in the log"
         );
     }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_everything_and_forwards_nothing_until_space_returns() {
+    let Some(disk) = SmallDisk::mount("256k") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let api = ApiServer::start().await;
+    let log = disk.path("audit.jsonl");
+    let sluice = start_logging_to(&api, &log).await;
+    assert_eq!(status(&exchange(&sluice, &raw::get(PODS)).await), 200);
+
+    disk.fill();
+    assert_refused_and_not_forwarded(&api, &sluice).await;
+
+    disk.free();
+    eventually("requests flow again", &sluice, || async {
+        status(&exchange(&sluice, &raw::get(PODS)).await) == 200
+    })
+    .await;
+    assert_the_log_verifies_and_holds_every_decision(&api, &log);
 }

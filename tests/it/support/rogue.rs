@@ -114,6 +114,8 @@ impl Drop for Rogue {
     }
 }
 
+type Tls = tokio_rustls::server::TlsStream<TcpStream>;
+
 async fn serve(
     tcp: TcpStream,
     acceptor: TlsAcceptor,
@@ -132,15 +134,36 @@ async fn serve(
         while matches!(tls.read(&mut sink).await, Ok(n) if n > 0) {}
         return;
     }
+    let Some(head) = read_request_head(&mut tls).await else {
+        return;
+    };
+    record_request_id(&head, &ids);
+    match behaviour {
+        Behaviour::StreamForever => stream_forever(tls, &written).await,
+        Behaviour::ResetMidResponse(n) => reset_mid_response(tls, n, &written).await,
+        Behaviour::ResetMidWatch => reset_mid_watch(tls).await,
+        Behaviour::GoAwayAfterOneRequest | Behaviour::SilentHttp2 => {
+            unreachable!("served over HTTP/2 above")
+        }
+        Behaviour::BadRequest => refuse_upgrade(tls).await,
+    }
+}
+
+/// Reads up to the end of an HTTP/1.1 request head; `None` if the peer closes first.
+async fn read_request_head(tls: &mut Tls) -> Option<Vec<u8>> {
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         match tls.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
     }
-    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    Some(head)
+}
+
+fn record_request_id(head: &[u8], ids: &Mutex<Vec<String>>) {
+    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
     if let Some(id) = text
         .lines()
         .find_map(|l| l.strip_prefix("x-request-id:"))
@@ -148,68 +171,67 @@ async fn serve(
     {
         ids.lock().unwrap().push(id);
     }
-    let reset = |tls: tokio_rustls::server::TlsStream<TcpStream>| {
-        let (tcp, _) = tls.into_inner();
-        #[allow(deprecated)]
-        let _ = tcp.set_linger(Some(Duration::ZERO));
-        drop(tcp);
-    };
-    match behaviour {
-        Behaviour::StreamForever => {
-            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                        Transfer-Encoding: chunked\r\n\r\n";
-            if tls.write_all(head.as_bytes()).await.is_err() {
-                return;
-            }
-            let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
-            while tls.write_all(chunk.as_bytes()).await.is_ok() {
-                written.fetch_add(0x10000, Ordering::SeqCst);
-            }
-        }
-        Behaviour::ResetMidResponse(n) => {
-            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                        Content-Length: 1000000\r\n\r\n";
-            let _ = tls.write_all(head.as_bytes()).await;
-            let _ = tls.write_all(&vec![b'x'; n]).await;
-            let _ = tls.flush().await;
-            written.fetch_add(n as u64, Ordering::SeqCst);
-            // Let the head and the first bytes reach the agent before the reset.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            reset(tls);
-        }
-        Behaviour::ResetMidWatch => {
-            let event = r#"{"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","namespace":"default","resourceVersion":"1"}}}"#;
-            let body = format!("{:x}\r\n{event}\n\r\n", event.len() + 1);
-            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                        Transfer-Encoding: chunked\r\n\r\n";
-            let _ = tls.write_all(head.as_bytes()).await;
-            let _ = tls.write_all(body.as_bytes()).await;
-            let _ = tls.flush().await;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            reset(tls);
-        }
-        Behaviour::GoAwayAfterOneRequest | Behaviour::SilentHttp2 => {
-            unreachable!("served over HTTP/2 above")
-        }
-        Behaviour::BadRequest => {
-            let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no upgrade for you","reason":"BadRequest","code":400}"#;
-            let response = format!(
-                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = tls.write_all(response.as_bytes()).await;
-            let _ = tls.shutdown().await;
-        }
+}
+
+/// Closes the connection with a TCP reset (linger zero), not a TLS close.
+fn reset(tls: Tls) {
+    let (tcp, _) = tls.into_inner();
+    #[allow(deprecated)]
+    let _ = tcp.set_linger(Some(Duration::ZERO));
+    drop(tcp);
+}
+
+async fn stream_forever(mut tls: Tls, written: &AtomicU64) {
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                Transfer-Encoding: chunked\r\n\r\n";
+    if tls.write_all(head.as_bytes()).await.is_err() {
+        return;
     }
+    let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+    while tls.write_all(chunk.as_bytes()).await.is_ok() {
+        written.fetch_add(0x10000, Ordering::SeqCst);
+    }
+}
+
+async fn reset_mid_response(mut tls: Tls, n: usize, written: &AtomicU64) {
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                Content-Length: 1000000\r\n\r\n";
+    let _ = tls.write_all(head.as_bytes()).await;
+    let _ = tls.write_all(&vec![b'x'; n]).await;
+    let _ = tls.flush().await;
+    written.fetch_add(n as u64, Ordering::SeqCst);
+    // Let the head and the first bytes reach the agent before the reset.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    reset(tls);
+}
+
+async fn reset_mid_watch(mut tls: Tls) {
+    let event = r#"{"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","namespace":"default","resourceVersion":"1"}}}"#;
+    let body = format!("{:x}\r\n{event}\n\r\n", event.len() + 1);
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                Transfer-Encoding: chunked\r\n\r\n";
+    let _ = tls.write_all(head.as_bytes()).await;
+    let _ = tls.write_all(body.as_bytes()).await;
+    let _ = tls.flush().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    reset(tls);
+}
+
+/// 400 Status: the upgrade's 101 never comes.
+async fn refuse_upgrade(mut tls: Tls) {
+    let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no upgrade for you","reason":"BadRequest","code":400}"#;
+    let response = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tls.write_all(response.as_bytes()).await;
+    let _ = tls.shutdown().await;
 }
 
 /// One request over HTTP/2, with the connection's GOAWAY (last stream: this one) sent
 /// before its response, so sluice learns the connection is closing before its agent does.
-async fn serve_one_http2_request(
-    tls: tokio_rustls::server::TlsStream<TcpStream>,
-    ids: Arc<Mutex<Vec<String>>>,
-) {
+async fn serve_one_http2_request(tls: Tls, ids: Arc<Mutex<Vec<String>>>) {
     let arrived = Arc::new(tokio::sync::Notify::new());
     let (signal, held) = (arrived.clone(), Arc::new(tokio::sync::Notify::new()));
     let release = held.clone();

@@ -48,61 +48,80 @@ pub fn serve(
             && namespace.as_ref().is_none_or(|ns| *ns == e.key.1)
             && selects(&selectors, &e.object)
     };
-    // Snapshot and subscribe under the store lock: commits also happen under it,
-    // so no change falls between the two.
-    let (initial, mut changes) = {
-        let store = shared.store.lock().unwrap();
-        let initial: Vec<Event> = match from {
-            Some(rv) => store.history_since(rv),
-            None => store
-                .list(resource.name, None)
-                .into_iter()
-                .map(|object| Event {
-                    resource_version: 0,
-                    kind: "ADDED",
-                    key: super::store::key_of(resource.name, &object),
-                    object,
-                })
-                .collect(),
-        };
-        (initial, shared.events.subscribe())
-    };
+    let (initial, changes) = snapshot_and_subscribe(shared, resource, from);
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let encode = move |e: &Event| encode(resource, e, as_table);
-    tokio::spawn(async move {
-        let deadline = async {
-            match timeout {
-                Some(t) => tokio::time::sleep(t).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(deadline);
-        for event in initial.iter().filter(|e| in_scope(e)) {
-            if tx.send(encode(event)).await.is_err() {
-                return;
-            }
-        }
-        loop {
-            let event = tokio::select! {
-                event = changes.recv() => match event {
-                    Ok(event) => event,
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                _ = tx.closed() => return,
-                _ = &mut deadline => return,
-            };
-            if in_scope(&event) && tx.send(encode(&event)).await.is_err() {
-                return;
-            }
-        }
-    });
+    tokio::spawn(send_events(tx, initial, changes, timeout, in_scope, encode));
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::CACHE_CONTROL, "no-cache, private")
         .body(body::channel(rx, Open::count(&shared.open_watches)))
         .unwrap()
+}
+
+/// The events a new watch starts with (what changed since `from`, or an ADDED per existing
+/// object), and a subscription to the changes after them.
+fn snapshot_and_subscribe(
+    shared: &Shared,
+    resource: &'static Resource,
+    from: Option<u64>,
+) -> (Vec<Event>, broadcast::Receiver<Event>) {
+    // Snapshot and subscribe under the store lock: commits also happen under it,
+    // so no change falls between the two.
+    let store = shared.store.lock().unwrap();
+    let initial: Vec<Event> = match from {
+        Some(rv) => store.history_since(rv),
+        None => store
+            .list(resource.name, None)
+            .into_iter()
+            .map(|object| Event {
+                resource_version: 0,
+                kind: "ADDED",
+                key: super::store::key_of(resource.name, &object),
+                object,
+            })
+            .collect(),
+    };
+    (initial, shared.events.subscribe())
+}
+
+/// Sends the initial events in scope, then each change in scope as it is committed, until
+/// the client goes away, the changes end or the watch's timeout passes.
+async fn send_events(
+    tx: mpsc::Sender<Bytes>,
+    initial: Vec<Event>,
+    mut changes: broadcast::Receiver<Event>,
+    timeout: Option<Duration>,
+    in_scope: impl Fn(&Event) -> bool,
+    encode: impl Fn(&Event) -> Bytes,
+) {
+    let deadline = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    for event in initial.iter().filter(|e| in_scope(e)) {
+        if tx.send(encode(event)).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        let event = tokio::select! {
+            event = changes.recv() => match event {
+                Ok(event) => event,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = tx.closed() => return,
+            _ = &mut deadline => return,
+        };
+        if in_scope(&event) && tx.send(encode(&event)).await.is_err() {
+            return;
+        }
+    }
 }
 
 fn encode(resource: &Resource, event: &Event, as_table: bool) -> Bytes {
