@@ -1,7 +1,7 @@
 //! Held requests end to end: real kubectl → sluice → the test apiserver, decided through the
 //! admin REST API (and the `sluice approvals` CLI) by approvers alice and bob.
 
-mod admin;
+pub(crate) mod admin;
 mod api;
 
 use http::{StatusCode, Version};

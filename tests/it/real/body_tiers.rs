@@ -210,3 +210,55 @@ async fn a_plain_workload_is_still_created_in_json_yaml_and_protobuf() {
     assert!(out.status.success(), "{}", stderr(&out));
     t.assert_joined().await;
 }
+
+const ESCALATE_T4: &str = "default: deny
+agents:
+  claude-code:
+    rules:
+      - namespaces: [\"*\"]
+        tiers: {0: allow, 1: allow, 2: allow, 3: deny, 4: escalate}
+";
+
+/// A body tier that escalates: the approver sees the field that raised it, and once they
+/// approve, the body sluice read (twice: to rate it, then to hold it) reaches the apiserver
+/// intact.
+#[tokio::test]
+async fn the_approver_sees_the_field_and_an_approved_pod_arrives_intact() {
+    use crate::approvals::admin::{ALICE, Admin};
+    let options = Options {
+        policy: ESCALATE_T4.into(),
+        approvers: vec![("alice".into(), ALICE.into())],
+        ..Options::default()
+    };
+    let Some(t) = Real::start("real_body_escalate", options).await else {
+        return;
+    };
+    let admin = Admin::new(&t.sluice);
+    let create = Kubectl::new(&t.kc)
+        .args(&[
+            "-n",
+            &t.ns,
+            "run",
+            "debug",
+            "--image=busybox:1.36",
+            "--privileged",
+        ])
+        .run();
+    let decide = async {
+        let held = admin.wait_for_pending(1).await.remove(0);
+        assert_eq!(held["tier"], 4, "{held}");
+        assert_eq!(
+            held["reason"], "privileged container in pods (spec.containers[0])",
+            "{held}"
+        );
+        let (status, body) = admin.post(&held, "approve", ALICE, "").await;
+        assert_eq!(status, http::StatusCode::OK, "{body}");
+    };
+    let (out, ()) = tokio::join!(create, decide);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pod = t.object("pod/debug").await;
+    assert_eq!(
+        pod["spec"]["containers"][0]["securityContext"]["privileged"], true,
+        "the approved body reached the apiserver as sent"
+    );
+}
