@@ -206,6 +206,16 @@ pub fn judge(
     Ok(rate(&violations(&object, workload), resource))
 }
 
+/// Settles whether a DELETE is a dry run, as the apiserver does: by the options in its body
+/// when it has one, else by its query. A body sluice cannot read makes it no dry run.
+pub fn settle_delete_dry_run(info: &mut RequestInfo, body: &[u8], content_type: &str) {
+    info.dry_run = if body.is_empty() {
+        info.dry_run_in_query
+    } else {
+        delete_dry_run(body, content_type).unwrap_or(false)
+    };
+}
+
 /// Whether a DELETE's body (its `DeleteOptions`, in JSON, YAML or protobuf) asks for a dry
 /// run: `Some(true)` only for exactly `dryRun: [All]`, as the apiserver reads it; `None`
 /// when the body cannot be read (the delete then keeps its tier).

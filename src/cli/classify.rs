@@ -127,11 +127,7 @@ fn read_body(
         Reads::PodSpec(workload) => inspect::judge_request(info, workload, content_type, &body)
             .map_err(|e| (1, format!("sluice: {e}"))),
         Reads::DeleteOptions => {
-            info.dry_run = if body.is_empty() {
-                info.dry_run_in_query
-            } else {
-                inspect::delete_dry_run(&body, content_type).unwrap_or(false)
-            };
+            inspect::settle_delete_dry_run(info, &body, content_type);
             Ok(None)
         }
     }

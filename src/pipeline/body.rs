@@ -45,12 +45,7 @@ pub(super) async fn read_if_needed(
         Reads::PodSpec(workload) => inspect::judge_request(info, workload, &content_type, &body)
             .map_err(|err| Refusal::BadRequest(format!("sluice: {err}")))?,
         _ => {
-            // A body overrides the query, as the apiserver reads a delete's options.
-            info.dry_run = if body.is_empty() {
-                info.dry_run_in_query
-            } else {
-                inspect::delete_dry_run(&body, &content_type).unwrap_or(false)
-            };
+            inspect::settle_delete_dry_run(info, &body, &content_type);
             None
         }
     };
