@@ -282,6 +282,8 @@ fn yaml(body: &[u8]) -> Result<Value, BodyError> {
 }
 
 #[cfg(test)]
+mod decode_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod protobuf_tests;
