@@ -197,6 +197,10 @@ impl Classifier {
         if resource == "pods" && sub == Some("eviction") {
             return Classification::new(Tier::T3, "eviction of a pod");
         }
+        if resource == "bindings" || (resource == "pods" && sub == Some("binding")) {
+            // Binding a pod to a node is what setting nodeName does: past the scheduler.
+            return Classification::new(Tier::T4, "binding a pod to a node");
+        }
         if matches!(verb, Verb::Delete | Verb::DeleteCollection) {
             return of(Tier::T3, verb, resource, sub);
         }

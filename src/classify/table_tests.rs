@@ -167,7 +167,6 @@ const ROWS: &[(&str, &str, u8, &str)] = &[
     ("DELETE", "/api/v1/namespaces/d/secrets", 3, "deletecollection of secrets"),
     ("GET", "/apis/example.com/v1/namespaces/d/secrets", 3, "list of secrets"),
     ("POST", "/api/v1/namespaces/d/pods/p/eviction", 3, "eviction of a pod"),
-    ("POST", "/api/v1/namespaces/d/pods/p/binding", 3, "create of pods/binding (unusual subresource)"),
     ("POST", "/apis/apps/v1/namespaces/d/deployments/w/rollback", 3, "unusual subresource"),
     // T4: break-glass subresources, whatever the verb
     ("POST", "/api/v1/namespaces/d/pods/p/exec?command=sh&command=-c", 4, "exec into a pod"),
@@ -201,6 +200,8 @@ const ROWS: &[(&str, &str, u8, &str)] = &[
     ("POST", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", 4, "mutatingwebhookconfigurations"),
     ("PATCH", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/v", 4, "validatingwebhookconfigurations"),
     ("POST", "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies", 4, "validatingadmissionpolicies"),
+    ("POST", "/api/v1/namespaces/d/pods/p/binding", 4, "binding a pod to a node"),
+    ("POST", "/api/v1/namespaces/d/bindings", 4, "binding a pod to a node"),
     ("POST", "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings", 4, "validatingadmissionpolicybindings"),
     ("POST", "/apis/admissionregistration.k8s.io/v1alpha1/mutatingadmissionpolicies", 4, "mutatingadmissionpolicies"),
     ("POST", "/apis/admissionregistration.k8s.io/v1alpha1/mutatingadmissionpolicybindings", 4, "mutatingadmissionpolicybindings"),
