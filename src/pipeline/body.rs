@@ -35,15 +35,22 @@ pub(super) async fn read_if_needed(
         return Ok((request, None));
     }
     let content_type = content_type(&request);
-    if let Reads::PodSpec(_) = reads {
-        // Refused before the body is read: no type sluice cannot read is worth waiting for.
-        BodyKind::of(info.kube_verb() == Some(Verb::Patch), &content_type)
-            .map_err(|err| Refusal::UnsupportedMediaType(format!("sluice: {err}")))?;
-    }
+    // The body kind is settled before the body is read: no type sluice cannot read is
+    // worth waiting for.
+    let kind = match reads {
+        Reads::PodSpec(_) => Some(
+            BodyKind::of(info.kube_verb() == Some(Verb::Patch), &content_type)
+                .map_err(|err| Refusal::UnsupportedMediaType(format!("sluice: {err}")))?,
+        ),
+        _ => None,
+    };
     let (request, body) = buffer(limits, request).await?;
-    let judged = match reads {
-        Reads::PodSpec(workload) => inspect::judge_request(info, workload, &content_type, &body)
-            .map_err(|err| Refusal::BadRequest(format!("sluice: {err}")))?,
+    let judged = match (reads, kind) {
+        (Reads::PodSpec(workload), Some(kind)) => {
+            let resource = info.resource().unwrap_or("");
+            inspect::judge(workload, resource, kind, &body)
+                .map_err(|err| Refusal::BadRequest(format!("sluice: {err}")))?
+        }
         _ => {
             inspect::settle_delete_dry_run(info, &body, &content_type);
             None

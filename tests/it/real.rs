@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::Value;
 
-use crate::support::kas::{Kas, kas};
+use crate::support::kas::{Kas, kas, with_stdin};
 use crate::support::sluice::{Options, Sluice};
 use crate::support::{Kubectl, kubectl};
 
@@ -46,11 +46,7 @@ impl Real {
     }
 
     pub async fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> String {
-        let mut command = Kubectl::new(&self.kc).args(&["-n", &self.ns]).args(args);
-        if !stdin.is_empty() {
-            command = command.stdin(stdin.as_bytes());
-        }
-        let out = command.run().await;
+        let out = self.run(args, stdin).await;
         assert!(
             out.status.success(),
             "kubectl {args:?}: {}\nsluice log:\n{}",
@@ -58,6 +54,12 @@ impl Real {
             self.sluice.log()
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl -n NS ARGS...` through sluice, `stdin` fed to it unless empty; whatever it does.
+    pub async fn run(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        let command = Kubectl::new(&self.kc).args(&["-n", &self.ns]).args(args);
+        with_stdin(command, stdin).run().await
     }
 
     pub async fn exists(&self, object: &str) -> bool {

@@ -30,11 +30,7 @@ impl Real {
     /// `kubectl -n NS ARGS...` through sluice, expected to be refused by sluice's policy for
     /// `reason` at `tier`; returns stderr.
     async fn refused(&self, args: &[&str], stdin: &str, tier: u8, reason: &str) -> String {
-        let mut command = Kubectl::new(&self.kc).args(&["-n", &self.ns]).args(args);
-        if !stdin.is_empty() {
-            command = command.stdin(stdin.as_bytes());
-        }
-        let out = command.run().await;
+        let out = self.run(args, stdin).await;
         let err = stderr(&out);
         assert!(!out.status.success(), "kubectl {args:?} was let through");
         assert!(

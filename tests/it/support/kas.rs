@@ -89,20 +89,12 @@ impl Kas {
 
     /// `kubectl ARGS...` as admin, straight to the apiserver; panics unless it succeeds.
     pub async fn admin(&self, args: &[&str]) -> String {
-        let out = Kubectl::new(&self.admin_kubeconfig).args(args).run().await;
-        assert!(
-            out.status.success(),
-            "admin kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.admin_stdin(args, "").await
     }
 
-    /// `kubectl ARGS...` as admin, with `stdin` fed to it (e.g. `apply -f -`).
+    /// `kubectl ARGS...` as admin, with `stdin` (if not empty) fed to it (`apply -f -`).
     pub async fn admin_stdin(&self, args: &[&str], stdin: &str) -> String {
-        let out = Kubectl::new(&self.admin_kubeconfig)
-            .args(args)
-            .stdin(stdin.as_bytes())
+        let out = with_stdin(Kubectl::new(&self.admin_kubeconfig).args(args), stdin)
             .run()
             .await;
         assert!(
@@ -178,6 +170,15 @@ impl Kas {
         text.lines()
             .filter_map(|line| serde_json::from_str(line).ok())
             .collect()
+    }
+}
+
+/// `command` with `stdin` fed to it, unless `stdin` is empty.
+pub fn with_stdin(command: Kubectl, stdin: &str) -> Kubectl {
+    if stdin.is_empty() {
+        command
+    } else {
+        command.stdin(stdin.as_bytes())
     }
 }
 
